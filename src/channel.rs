@@ -1,0 +1,749 @@
+//! Per-channel state and the socket operations a hook uses.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use rustix::io::Errno;
+use socket2::{Domain, SockAddr, Socket, Type};
+
+use crate::interest::Interest;
+use crate::producer::Producer;
+use crate::send::{Flushed, OutputQueue};
+use crate::token::Token;
+
+/// Where a channel is in its life, asyncore's `accepting` / `connecting` / `connected` flags
+/// as one value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Open but neither listening nor connected: a fresh or bound socket, a datagram socket
+    /// without a default peer. Pipes and other fds are [`State::Connected`].
+    Unconnected,
+    /// Listening (asyncore's `accepting`): never in the write set, never `connected`.
+    Accepting,
+    /// A non-blocking connect is in progress; it completes on the next read or write event.
+    Connecting,
+    /// Connected to a peer (asyncore's `connected`).
+    Connected,
+    /// Closed: the OS handle is released and no hook runs again.
+    Closed,
+}
+
+/// The OS handle under a channel.
+enum Handle {
+    Socket(Socket),
+    /// A pipe, tty or other fd (asyncore's `file_dispatcher`): recv/send are read/write.
+    File(OwnedFd),
+    Closed,
+}
+
+/// Why the loop must run `handle_close` after the current hook (crate-internal).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Pending {
+    /// recv saw end of file.
+    pub(crate) eof: bool,
+    /// send or recv failed with a disconnect error (ECONNRESET, EPIPE, ...).
+    pub(crate) disconnected: bool,
+    /// everything before `close_when_done` was sent.
+    pub(crate) done: bool,
+    /// `handle_close` has run (it runs at most once).
+    pub(crate) reported: bool,
+}
+
+impl Pending {
+    pub(crate) fn any(self) -> bool {
+        self.eof || self.disconnected || self.done
+    }
+}
+
+/// An OS handle plus its state and output queue: what asyncore's `dispatcher` keeps besides
+/// the user's hooks.
+///
+/// A hook reaches its own channel through [`Context`](crate::Context) (which dereferences
+/// to it, so `ctx.recv(..)` and `ctx.push(..)` read like asyncore's `self.recv(..)`), and
+/// other channels through [`Context::channel_mut`](crate::Context::channel_mut).
+///
+/// Operations never block: every handle is non-blocking. `WouldBlock` is not an error: a
+/// [`recv`](Channel::recv) or [`send`](Channel::send) that would block returns `Ok(0)`.
+///
+/// # Examples
+///
+/// ```
+/// use sockloop::{Channel, Domain, State, Type};
+///
+/// let mut ch = Channel::create_socket(Domain::IPV4, Type::STREAM)?;
+/// ch.set_reuse_addr()?;
+/// ch.bind("127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap())?;
+/// ch.listen(16)?;
+/// assert_eq!(ch.state(), State::Accepting);
+/// assert_ne!(ch.local_addr()?.as_socket().unwrap().port(), 0);
+/// # std::io::Result::Ok(())
+/// ```
+pub struct Channel {
+    handle: Handle,
+    state: State,
+    pub(crate) output: OutputQueue,
+    pub(crate) pending: Pending,
+    pub(crate) token: Option<Token>,
+    pub(crate) registered: Interest,
+    pub(crate) label: &'static str,
+}
+
+/// Returns true for the errors asyncore treats as "the peer is gone" (`_DISCONNECTED`):
+/// they lead to `handle_close`, not `handle_error`.
+pub fn is_disconnect(err: &io::Error) -> bool {
+    matches!(
+        Errno::from_io_error(err),
+        Some(
+            Errno::CONNRESET
+                | Errno::NOTCONN
+                | Errno::SHUTDOWN
+                | Errno::CONNABORTED
+                | Errno::PIPE
+                | Errno::BADF
+        )
+    )
+}
+
+fn closed_error() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "the channel is closed")
+}
+
+fn not_a_socket() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "this channel wraps a plain fd (file dispatcher), not a socket",
+    )
+}
+
+impl Channel {
+    fn with_handle(handle: Handle, state: State) -> Channel {
+        Channel {
+            handle,
+            state,
+            output: OutputQueue::default(),
+            pending: Pending::default(),
+            token: None,
+            registered: Interest::NONE,
+            label: "channel",
+        }
+    }
+
+    /// Creates a non-blocking, close-on-exec socket (asyncore's `create_socket`).
+    ///
+    /// `domain` is [`Domain::IPV4`], [`Domain::IPV6`] or [`Domain::UNIX`]; `ty` is
+    /// [`Type::STREAM`] or [`Type::DGRAM`].
+    ///
+    /// # Errors
+    ///
+    /// What socket(2) reports, e.g. an unsupported family.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::{Channel, Domain, State, Type};
+    ///
+    /// let ch = Channel::create_socket(Domain::IPV6, Type::DGRAM)?;
+    /// assert_eq!(ch.state(), State::Unconnected);
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn create_socket(domain: Domain, ty: Type) -> io::Result<Channel> {
+        let socket = Socket::new(domain, ty, None)?;
+        socket.set_nonblocking(true)?;
+        Ok(Channel::with_handle(Handle::Socket(socket), State::Unconnected))
+    }
+
+    /// Wraps an existing socket: a std `TcpListener`, `TcpStream`, `UdpSocket`,
+    /// `UnixListener`, `UnixStream`, `UnixDatagram` or a `socket2::Socket`.
+    ///
+    /// The socket is made non-blocking. Its state is read from the OS: a listening socket
+    /// is [`State::Accepting`], one with a peer is [`State::Connected`], anything else
+    /// [`State::Unconnected`] (asyncore's `getpeername` check, without an error).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` if the descriptor is not a socket; other errors from the OS.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::{Channel, State};
+    ///
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let addr = listener.local_addr()?;
+    /// let client = std::net::TcpStream::connect(addr)?;
+    /// assert_eq!(Channel::from_socket(listener)?.state(), State::Accepting);
+    /// assert_eq!(Channel::from_socket(client)?.state(), State::Connected);
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn from_socket(socket: impl Into<Socket>) -> io::Result<Channel> {
+        let socket: Socket = socket.into();
+        let state = match socket.is_listener() {
+            Ok(true) => State::Accepting,
+            Ok(false) => match socket.peer_addr() {
+                Ok(_) => State::Connected,
+                Err(e) if matches!(Errno::from_io_error(&e), Some(Errno::NOTCONN | Errno::INVAL)) => {
+                    State::Unconnected
+                }
+                Err(e) => return Err(e),
+            },
+            Err(e) if Errno::from_io_error(&e) == Some(Errno::NOTSOCK) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "not a socket: use Channel::from_fd for pipes and other fds",
+                ))
+            }
+            Err(e) => return Err(e),
+        };
+        socket.set_nonblocking(true)?;
+        Ok(Channel::with_handle(Handle::Socket(socket), state))
+    }
+
+    /// Wraps a duplicate of any pollable fd: a pipe end, a tty, a character device
+    /// (asyncore's `file_dispatcher`). The duplicate is made non-blocking and close-on-exec;
+    /// the caller keeps its own fd. The channel starts [`State::Connected`];
+    /// [`recv`](Channel::recv) and [`send`](Channel::send) are read(2) and write(2).
+    ///
+    /// Regular files are always "ready" to select and poll, and cannot be registered with
+    /// epoll; every backend reports them ready on each iteration, so reading one through
+    /// the loop reads it to the end without waiting.
+    ///
+    /// Note that `O_NONBLOCK` lives on the open file description, which the duplicate
+    /// shares with the original fd.
+    ///
+    /// # Errors
+    ///
+    /// What dup(2) or fcntl(2) report.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::Channel;
+    ///
+    /// let (reader, writer) = std::io::pipe()?;
+    /// let r = Channel::from_fd(&reader)?;
+    /// let w = Channel::from_fd(&writer)?;
+    /// assert!(r.is_connected() && w.is_connected());
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn from_fd(fd: &impl AsFd) -> io::Result<Channel> {
+        let dup = rustix::io::fcntl_dupfd_cloexec(fd, 0)?;
+        Channel::from_owned_fd(dup)
+    }
+
+    /// Like [`from_fd`](Channel::from_fd) but takes ownership of `fd` instead of
+    /// duplicating it.
+    ///
+    /// # Errors
+    ///
+    /// What fcntl(2) reports.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::Channel;
+    ///
+    /// let (reader, _writer) = std::io::pipe()?;
+    /// let ch = Channel::from_owned_fd(reader.into())?;
+    /// assert!(ch.is_connected());
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn from_owned_fd(fd: OwnedFd) -> io::Result<Channel> {
+        rustix::io::ioctl_fionbio(&fd, true)?;
+        Ok(Channel::with_handle(Handle::File(fd), State::Connected))
+    }
+
+    /// A connected pair of stream channels over a Unix socketpair, handy for tests and for
+    /// talking between channels of one loop.
+    ///
+    /// # Errors
+    ///
+    /// What socketpair(2) reports.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, b) = sockloop::Channel::pair()?;
+    /// assert!(a.is_connected() && b.is_connected());
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn pair() -> io::Result<(Channel, Channel)> {
+        let (a, b) = Socket::pair(Domain::UNIX, Type::STREAM, None)?;
+        Ok((Channel::from_socket(a)?, Channel::from_socket(b)?))
+    }
+
+    fn socket(&self) -> io::Result<&Socket> {
+        match &self.handle {
+            Handle::Socket(s) => Ok(s),
+            Handle::File(_) => Err(not_a_socket()),
+            Handle::Closed => Err(closed_error()),
+        }
+    }
+
+    /// The token this channel was added under, or `None` before it is added to a loop.
+    pub fn token(&self) -> Option<Token> {
+        self.token
+    }
+
+    /// The channel's state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// asyncore's `accepting`: the channel is listening.
+    pub fn is_accepting(&self) -> bool {
+        self.state == State::Accepting
+    }
+
+    /// asyncore's `connecting`: a non-blocking connect is in progress.
+    pub fn is_connecting(&self) -> bool {
+        self.state == State::Connecting
+    }
+
+    /// asyncore's `connected`.
+    pub fn is_connected(&self) -> bool {
+        self.state == State::Connected
+    }
+
+    /// True once the channel is closed.
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    /// True once [`recv`](Channel::recv) has seen end of file. The loop then runs
+    /// `handle_close` after the current hook returns.
+    pub fn is_eof(&self) -> bool {
+        self.pending.eof
+    }
+
+    pub(crate) fn set_connected(&mut self) {
+        self.state = State::Connected;
+    }
+
+    pub(crate) fn fd(&self) -> Option<BorrowedFd<'_>> {
+        match &self.handle {
+            Handle::Socket(s) => Some(s.as_fd()),
+            Handle::File(f) => Some(f.as_fd()),
+            Handle::Closed => None,
+        }
+    }
+
+    /// Releases the OS handle. Deregistration is the loop's job and happens first.
+    pub(crate) fn release(&mut self) {
+        self.handle = Handle::Closed;
+        self.state = State::Closed;
+    }
+
+    /// Sets `SO_REUSEADDR` (asyncore's `set_reuse_addr`).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` on a file channel, `NotConnected` on a closed one, or the OS's error.
+    pub fn set_reuse_addr(&mut self) -> io::Result<()> {
+        self.socket()?.set_reuse_address(true)
+    }
+
+    /// Sets `SO_REUSEPORT`, so several listeners (one per thread) can share an address.
+    ///
+    /// # Errors
+    ///
+    /// As [`set_reuse_addr`](Channel::set_reuse_addr).
+    pub fn set_reuse_port(&mut self) -> io::Result<()> {
+        self.socket()?.set_reuse_port(true)
+    }
+
+    /// Sets or clears `TCP_NODELAY`.
+    ///
+    /// # Errors
+    ///
+    /// As [`set_reuse_addr`](Channel::set_reuse_addr); also fails on non-TCP sockets.
+    pub fn set_nodelay(&mut self, nodelay: bool) -> io::Result<()> {
+        self.socket()?.set_tcp_nodelay(nodelay)
+    }
+
+    /// Binds the socket. Pass a `std::net::SocketAddr` or a [`SockAddr`] (for Unix paths:
+    /// `SockAddr::unix(path)?`).
+    ///
+    /// # Errors
+    ///
+    /// What bind(2) reports (address in use, permission, wrong family).
+    pub fn bind(&mut self, addr: impl Into<SockAddr>) -> io::Result<()> {
+        self.socket()?.bind(&addr.into())
+    }
+
+    /// Starts listening; the channel becomes [`State::Accepting`].
+    ///
+    /// # Errors
+    ///
+    /// What listen(2) reports, e.g. on a datagram socket.
+    pub fn listen(&mut self, backlog: i32) -> io::Result<()> {
+        self.socket()?.listen(backlog)?;
+        self.state = State::Accepting;
+        Ok(())
+    }
+
+    /// Starts a non-blocking connect (asyncore's `connect`).
+    ///
+    /// In progress (`EINPROGRESS`, `EALREADY`, `EWOULDBLOCK`) or already done (success,
+    /// `EISCONN`): the channel becomes [`State::Connecting`], and the loop completes the
+    /// connect on the channel's next read or write event by reading `SO_ERROR`: zero makes
+    /// it [`State::Connected`] and runs `handle_connect`; non-zero is routed to
+    /// `handle_error` with that error (e.g. `ECONNREFUSED`). An immediate success is thus
+    /// reported on the next iteration rather than inside this call, where no hook can run.
+    ///
+    /// # Errors
+    ///
+    /// Any other connect(2) error, at once (e.g. `EINVAL` for a wrong family).
+    pub fn connect(&mut self, addr: impl Into<SockAddr>) -> io::Result<()> {
+        match self.socket()?.connect(&addr.into()) {
+            Ok(()) => {}
+            Err(e)
+                if matches!(
+                    Errno::from_io_error(&e),
+                    Some(Errno::INPROGRESS | Errno::ALREADY | Errno::WOULDBLOCK | Errno::ISCONN)
+                ) => {}
+            Err(e) => return Err(e),
+        }
+        self.state = State::Connecting;
+        Ok(())
+    }
+
+    /// Accepts one connection: `Ok(None)` if none is waiting (`EWOULDBLOCK`) or it was
+    /// aborted before accept (`ECONNABORTED`). The new socket is non-blocking and
+    /// close-on-exec; wrap it with [`Channel::from_socket`] and add it to the loop.
+    ///
+    /// # Errors
+    ///
+    /// Other accept(2) errors, e.g. `EMFILE` when out of descriptors.
+    pub fn accept(&mut self) -> io::Result<Option<(Socket, SockAddr)>> {
+        match self.socket()?.accept() {
+            Ok((s, addr)) => {
+                s.set_nonblocking(true)?;
+                Ok(Some((s, addr)))
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) if Errno::from_io_error(&e) == Some(Errno::CONNABORTED) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn raw_send(&self, data: &[u8]) -> io::Result<usize> {
+        match &self.handle {
+            Handle::Socket(s) => {
+                let mut s: &Socket = s;
+                s.write(data)
+            }
+            Handle::File(f) => Ok(rustix::io::write(f, data)?),
+            Handle::Closed => Err(closed_error()),
+        }
+    }
+
+    fn classify<T: Default>(&mut self, result: io::Result<T>) -> io::Result<T> {
+        match result {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(T::default()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(T::default()),
+            Err(e) if is_disconnect(&e) => {
+                self.pending.disconnected = true;
+                Ok(T::default())
+            }
+            other => other,
+        }
+    }
+
+    /// Sends what the OS takes now, bypassing the output queue (asyncore's `send`).
+    ///
+    /// Returns the bytes sent: `0` if the socket would block, and `0` on a disconnect
+    /// error, after which the loop runs `handle_close` when the current hook returns.
+    /// Prefer [`push`](Channel::push), which keeps what the OS did not take.
+    ///
+    /// # Errors
+    ///
+    /// Errors other than would-block and disconnects.
+    pub fn send(&mut self, data: &[u8]) -> io::Result<usize> {
+        let r = self.raw_send(data);
+        self.classify(r)
+    }
+
+    /// Receives into `buf` (asyncore's `recv`).
+    ///
+    /// Returns the bytes read. `0` means either "no data yet" (would block, a **fix**:
+    /// asyncore raised) or end of file; [`is_eof`](Channel::is_eof) tells which, and on
+    /// end of file (or a disconnect error) the loop runs `handle_close` once the current
+    /// hook returns.
+    ///
+    /// # Errors
+    ///
+    /// Errors other than would-block and disconnects.
+    pub fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let r = match &self.handle {
+            Handle::Socket(s) => {
+                let mut s: &Socket = s;
+                s.read(buf)
+            }
+            Handle::File(f) => rustix::io::read(f, &mut *buf).map_err(io::Error::from),
+            Handle::Closed => return Err(closed_error()),
+        };
+        match r {
+            Ok(0) if !buf.is_empty() && !self.is_datagram() => {
+                self.pending.eof = true;
+                Ok(0)
+            }
+            other => self.classify(other),
+        }
+    }
+
+    fn is_datagram(&self) -> bool {
+        match &self.handle {
+            Handle::Socket(s) => matches!(s.r#type(), Ok(t) if t == Type::DGRAM),
+            _ => false,
+        }
+    }
+
+    /// Receives one datagram and its sender: `Ok(None)` if none is waiting. An empty
+    /// datagram is `Some((0, addr))`, data, not end of file.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` on a file channel; other recvfrom(2) errors.
+    pub fn recv_from(&mut self, buf: &mut [u8]) -> io::Result<Option<(usize, SockAddr)>> {
+        match self.socket()?.recv_from(crate::sys::as_uninit(buf)) {
+            Ok(r) => Ok(Some(r)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sends one datagram to `addr`: `Ok(0)` if the socket would block.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` on a file channel; other sendto(2) errors (e.g. `EMSGSIZE`).
+    pub fn send_to(&mut self, data: &[u8], addr: impl Into<SockAddr>) -> io::Result<usize> {
+        let r = self.socket()?.send_to(data, &addr.into());
+        self.classify(r)
+    }
+
+    /// Sends `data` as TCP urgent (out-of-band) data: `Ok(0)` if it would block.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Channel::send).
+    pub fn send_oob(&mut self, data: &[u8]) -> io::Result<usize> {
+        let r = self.socket()?.send_out_of_band(data);
+        self.classify(r)
+    }
+
+    /// Receives out-of-band data (in `handle_expt`): `Ok(0)` if there is none.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Channel::recv); `EINVAL` from the OS when no urgent data is pending is
+    /// reported as `Ok(0)`.
+    pub fn recv_oob(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let r = self.socket()?.recv_out_of_band(crate::sys::as_uninit(buf));
+        match r {
+            Err(e) if Errno::from_io_error(&e) == Some(Errno::INVAL) => Ok(0),
+            other => self.classify(other),
+        }
+    }
+
+    /// Shuts down one or both directions (`shutdown(Write)` sends FIN and keeps reading).
+    ///
+    /// # Errors
+    ///
+    /// What shutdown(2) reports; `ENOTCONN` is not an error.
+    pub fn shutdown(&mut self, how: Shutdown) -> io::Result<()> {
+        match self.socket()?.shutdown(how) {
+            Err(e) if Errno::from_io_error(&e) == Some(Errno::NOTCONN) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// The local address, as the OS reports it (after binding port 0, the real port).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` on a file channel, `NotConnected` when closed, or getsockname's error.
+    pub fn local_addr(&self) -> io::Result<SockAddr> {
+        self.socket()?.local_addr()
+    }
+
+    /// The peer's address.
+    ///
+    /// # Errors
+    ///
+    /// `ENOTCONN` when not connected, and as [`local_addr`](Channel::local_addr).
+    pub fn peer_addr(&self) -> io::Result<SockAddr> {
+        self.socket()?.peer_addr()
+    }
+
+    /// Takes the pending socket error (`SO_ERROR`), clearing it.
+    ///
+    /// # Errors
+    ///
+    /// As [`local_addr`](Channel::local_addr).
+    pub fn take_error(&mut self) -> io::Result<Option<io::Error>> {
+        self.socket()?.take_error()
+    }
+
+    /// Queues `data` and sends what the OS takes now; the rest goes out, in order, on
+    /// write events (asyncore's `dispatcher_with_send`, asynchat's `push`). Before a
+    /// connect completes the data waits and is sent after it (a **fix**: asyncore could
+    /// drop it on `ENOTCONN`). Empty data queues nothing.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` after [`close_when_done`](Channel::close_when_done) (a **fix**:
+    /// asynchat dropped it silently); `NotConnected` on a closed channel.
+    pub fn push(&mut self, data: &[u8]) -> io::Result<()> {
+        if self.is_closed() {
+            return Err(closed_error());
+        }
+        self.output.push(data)?;
+        self.flush()
+    }
+
+    /// Like [`push`](Channel::push) but takes ownership of the buffer, avoiding a copy of
+    /// large data.
+    ///
+    /// # Errors
+    ///
+    /// As [`push`](Channel::push).
+    pub fn push_vec(&mut self, data: Vec<u8>) -> io::Result<()> {
+        if self.is_closed() {
+            return Err(closed_error());
+        }
+        self.output.push_vec(data)?;
+        self.flush()
+    }
+
+    /// Queues a producer: its chunks are sent in order after what is already queued, until
+    /// it returns an empty chunk (asynchat's `push_with_producer`).
+    ///
+    /// # Errors
+    ///
+    /// As [`push`](Channel::push).
+    pub fn push_with_producer(&mut self, producer: impl Producer + 'static) -> io::Result<()> {
+        if self.is_closed() {
+            return Err(closed_error());
+        }
+        self.output.push_producer(Box::new(producer))?;
+        self.flush()
+    }
+
+    /// Closes the channel once everything queued so far is sent (asynchat's
+    /// `close_when_done`); the loop then runs `handle_close`. Later pushes are errors.
+    pub fn close_when_done(&mut self) {
+        self.output.close_when_done();
+        let _ = self.flush();
+    }
+
+    /// True after [`close_when_done`](Channel::close_when_done): the channel closes once
+    /// its queue drains.
+    pub fn is_closing(&self) -> bool {
+        self.output.is_closing()
+    }
+
+    /// Drops all queued output and returns how many bytes were dropped (the output half
+    /// of asynchat's `discard_buffers`).
+    pub fn discard_output(&mut self) -> usize {
+        self.output.discard()
+    }
+
+    /// Bytes queued and not yet sent (producers' future output is not counted).
+    pub fn pending_output(&self) -> usize {
+        self.output.len()
+    }
+
+    /// True if anything is queued: bytes, a producer or a close mark.
+    pub fn has_pending_output(&self) -> bool {
+        !self.output.is_empty()
+    }
+
+    /// The largest single send from the queue, and the size up to which small pushes are
+    /// coalesced (asynchat's `ac_out_buffer_size`, default 65536).
+    pub fn out_buffer_size(&self) -> usize {
+        self.output.chunk()
+    }
+
+    /// Sets [`out_buffer_size`](Channel::out_buffer_size).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for 0.
+    pub fn set_out_buffer_size(&mut self, size: usize) -> io::Result<()> {
+        self.output.set_chunk(size)
+    }
+
+    /// Sends queued output until the OS would block. Does nothing while not connected
+    /// (the queue waits for the connect to complete).
+    ///
+    /// # Errors
+    ///
+    /// Send errors other than would-block and disconnects (which are left to the loop,
+    /// as in [`send`](Channel::send)).
+    pub fn flush(&mut self) -> io::Result<()> {
+        if self.state != State::Connected || self.output.is_empty() || self.pending.disconnected {
+            return Ok(());
+        }
+        let Channel { output, handle, .. } = self;
+        let probe = Channel::write_via(handle);
+        let result = output.flush(probe);
+        match self.classify(result)? {
+            Flushed::CloseReached => self.pending.done = true,
+            Flushed::Drained | Flushed::Blocked => {}
+        }
+        Ok(())
+    }
+
+    fn write_via(handle: &Handle) -> impl FnMut(&[u8]) -> io::Result<usize> + '_ {
+        move |data| match handle {
+            Handle::Socket(s) => {
+                let mut s: &Socket = s;
+                s.write(data)
+            }
+            Handle::File(f) => Ok(rustix::io::write(f, data)?),
+            Handle::Closed => Err(closed_error()),
+        }
+    }
+}
+
+impl fmt::Display for Channel {
+    /// Like asyncore's repr: `<type listening|connected|... address token>`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self.state {
+            State::Unconnected => "unconnected",
+            State::Accepting => "listening",
+            State::Connecting => "connecting",
+            State::Connected => "connected",
+            State::Closed => "closed",
+        };
+        write!(f, "<{} {}", self.label, state)?;
+        match &self.handle {
+            Handle::Socket(s) => {
+                let addr = if self.state == State::Connected { s.peer_addr() } else { s.local_addr() };
+                match addr {
+                    Ok(a) => match (a.as_socket(), a.as_pathname()) {
+                        (Some(sa), _) => write!(f, " {sa}")?,
+                        (None, Some(p)) => write!(f, " {}", p.display())?,
+                        (None, None) => f.write_str(" unnamed")?,
+                    },
+                    Err(_) => f.write_str(" ?")?,
+                }
+            }
+            Handle::File(fd) => write!(f, " fd {}", std::os::fd::AsRawFd::as_raw_fd(fd))?,
+            Handle::Closed => {}
+        }
+        match self.token {
+            Some(t) => write!(f, " {t}>"),
+            None => f.write_str(">"),
+        }
+    }
+}
+
+impl fmt::Debug for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}

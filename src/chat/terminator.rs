@@ -1,0 +1,1358 @@
+//! The terminator scanner: asynchat's input splitting, without a socket.
+
+use std::fmt;
+use std::io;
+
+/// What ends an input record, asynchat's `set_terminator` argument.
+///
+/// | asynchat | sockloop |
+/// |---|---|
+/// | `set_terminator(b"\r\n")` | `Terminator::Bytes(b"\r\n".to_vec())` |
+/// | `set_terminator(n)` | `Terminator::Count(n)` |
+/// | `set_terminator(None)`, `0`, `b""` | `Terminator::None` (or `Count(0)`); an empty `Bytes` is rejected |
+///
+/// The default is [`Terminator::None`]: collect everything. (CPython leaves the
+/// terminator unset, and the first read fails with `AttributeError`.)
+///
+/// # Examples
+///
+/// ```
+/// use sockloop::chat::Terminator;
+///
+/// let line = Terminator::Bytes(b"\r\n".to_vec());
+/// let body = Terminator::Count(512);
+/// assert_eq!(Terminator::default(), Terminator::None);
+/// assert_ne!(line, body);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Terminator {
+    /// No terminator: every received byte is delivered as [`Piece::Data`] and
+    /// no [`Piece::Terminator`] ever comes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::chat::{Piece, Scanner, Terminator};
+    ///
+    /// let mut s = Scanner::new();
+    /// s.set_terminator(Terminator::None)?;
+    /// s.feed(b"a\r\nb");
+    /// assert_eq!(s.next_piece()?, Some(Piece::Data(b"a\r\nb")));
+    /// assert_eq!(s.next_piece()?, None);
+    /// # std::io::Result::Ok(())
+    /// ```
+    #[default]
+    None,
+    /// A byte string of length 1 or more, such as `b"\r\n"` or `b"\r\n.\r\n"`.
+    ///
+    /// The bytes before it are delivered as data, the terminator itself is not
+    /// delivered at all.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::chat::{Piece, Scanner, Terminator};
+    ///
+    /// let mut s = Scanner::new();
+    /// s.set_terminator(Terminator::Bytes(b"\r\n".to_vec()))?;
+    /// s.feed(b"EHLO x\r\n");
+    /// assert_eq!(s.next_piece()?, Some(Piece::Data(b"EHLO x")));
+    /// assert_eq!(s.next_piece()?, Some(Piece::Terminator));
+    /// assert_eq!(s.next_piece()?, None);
+    /// # std::io::Result::Ok(())
+    /// ```
+    Bytes(Vec<u8>),
+    /// A byte count: the next `n` bytes are delivered as data, then a
+    /// [`Piece::Terminator`].
+    ///
+    /// The count goes down as bytes are delivered (as CPython mutates
+    /// `self.terminator`), and is `Count(0)` once the terminator was found.
+    /// `Count(0)` behaves like [`Terminator::None`] — it collects everything —
+    /// until the terminator is set again, exactly like asynchat's
+    /// `if not terminator`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::chat::{Piece, Scanner, Terminator};
+    ///
+    /// let mut s = Scanner::new();
+    /// s.set_terminator(Terminator::Count(3))?;
+    /// s.feed(b"ab");
+    /// assert_eq!(s.next_piece()?, Some(Piece::Data(b"ab")));
+    /// assert_eq!(s.terminator(), &Terminator::Count(1));
+    /// s.feed(b"cde");
+    /// assert_eq!(s.next_piece()?, Some(Piece::Data(b"c")));
+    /// assert_eq!(s.next_piece()?, Some(Piece::Terminator));
+    /// assert_eq!(s.terminator(), &Terminator::Count(0));
+    /// assert_eq!(s.next_piece()?, Some(Piece::Data(b"de")));
+    /// # std::io::Result::Ok(())
+    /// ```
+    Count(u64),
+}
+
+/// One piece of scanned input: one asynchat callback.
+///
+/// [`Piece::Data`] is a call to `collect_incoming_data(data)`,
+/// [`Piece::Terminator`] a call to `found_terminator()`. A data piece is never
+/// empty.
+///
+/// # Examples
+///
+/// ```
+/// use sockloop::chat::{Piece, Scanner, Terminator};
+///
+/// let mut s = Scanner::new();
+/// s.set_terminator(Terminator::Bytes(b"\n".to_vec()))?;
+/// s.feed(b"a\n");
+/// let mut line = Vec::new();
+/// while let Some(piece) = s.next_piece()? {
+///     match piece {
+///         Piece::Data(d) => line.extend_from_slice(d),
+///         Piece::Terminator => assert_eq!(line, b"a"),
+///     }
+/// }
+/// # std::io::Result::Ok(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Piece<'a> {
+    /// Input bytes belonging to the current record (`collect_incoming_data`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::chat::{Piece, Scanner};
+    ///
+    /// let mut s = Scanner::new();
+    /// s.feed(b"xyz");
+    /// assert_eq!(s.next_piece()?, Some(Piece::Data(b"xyz")));
+    /// # std::io::Result::Ok(())
+    /// ```
+    Data(&'a [u8]),
+    /// The current terminator was found (`found_terminator`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::chat::{Piece, Scanner, Terminator};
+    ///
+    /// let mut s = Scanner::new();
+    /// s.set_terminator(Terminator::Bytes(b";".to_vec()))?;
+    /// s.feed(b";");
+    /// assert_eq!(s.next_piece()?, Some(Piece::Terminator));
+    /// # std::io::Result::Ok(())
+    /// ```
+    Terminator,
+}
+
+/// asynchat's input side: a buffer of received bytes split by the current
+/// [`Terminator`] into [`Piece`]s, one callback at a time.
+///
+/// Feed it what `recv` returned, then take pieces until [`next_piece`]
+/// returns `None`; it is the loop of CPython 3.11's
+/// `async_chat.handle_read`, turned inside out:
+///
+/// ```
+/// use sockloop::chat::{Piece, Scanner, Terminator};
+///
+/// let mut s = Scanner::new();
+/// s.set_terminator(Terminator::Bytes(b"\r\n".to_vec()))?;
+/// let mut headers = Vec::new();
+/// let mut body = None;
+/// let mut line = Vec::new();
+/// for received in [&b"Host: a\r\nContent-Len"[..], b"gth: 4\r\n\r\nbody"] {
+///     s.feed(received);
+///     while let Some(piece) = s.next_piece()? {
+///         match piece {
+///             Piece::Data(d) => line.extend_from_slice(d), // collect_incoming_data
+///             Piece::Terminator => {
+///                 // found_terminator: may change the terminator, and the
+///                 // change applies to the rest of the same buffer.
+///                 let record = std::mem::take(&mut line);
+///                 if matches!(s.terminator(), Terminator::Count(_)) {
+///                     body = Some(record);
+///                 } else if record.is_empty() {
+///                     s.set_terminator(Terminator::Count(4))?;
+///                 } else {
+///                     headers.push(record);
+///                 }
+///             }
+///         }
+///     }
+/// }
+/// assert_eq!(headers, [&b"Host: a"[..], b"Content-Length: 4"]);
+/// assert_eq!(body.as_deref(), Some(&b"body"[..]));
+/// # std::io::Result::Ok(())
+/// ```
+///
+/// # What a CPython user can expect
+///
+/// For the same received chunks and the same `set_terminator` calls made in
+/// `found_terminator`, the pieces are exactly asynchat's callbacks, in the
+/// same order and with the same byte boundaries:
+///
+/// * With [`Terminator::Bytes`], the bytes before the terminator come as one
+///   [`Piece::Data`] (none for an empty record), then [`Piece::Terminator`];
+///   the terminator bytes themselves are never delivered. The first
+///   occurrence wins.
+/// * When the buffer ends in a proper prefix of the terminator (the longest
+///   one, CPython's `find_prefix_at_end`), everything before the prefix is
+///   delivered and the prefix is kept until more input arrives, so a
+///   terminator split across reads at any byte boundary is found.
+///   Everything else is delivered at once: once drained, the scanner holds
+///   at most `terminator length - 1` bytes (unless a record-limit error is
+///   being reported).
+/// * With [`Terminator::Count`], at most the remaining count is delivered and
+///   the count goes down; reaching zero gives [`Piece::Terminator`] and leaves
+///   `Count(0)`, which collects everything until the terminator is set again.
+/// * With [`Terminator::None`] (and `Count(0)`), everything is data.
+/// * A [`Piece::Data`] is never empty.
+///
+/// To stop parsing part-way (say the channel was closed in
+/// `found_terminator`), stop calling [`next_piece`]: the rest stays
+/// buffered, and nothing is lost or delivered twice.
+///
+/// # Differences from asynchat
+///
+/// * The default terminator is [`Terminator::None`]; CPython leaves it unset.
+/// * An empty [`Terminator::Bytes`] is rejected by [`set_terminator`];
+///   CPython accepts `b""` and treats it like `None` (`if not terminator`).
+/// * A count is updated when its [`Piece::Data`] is returned, so
+///   [`terminator`] already reports the remaining count while the caller
+///   handles that piece; CPython updates it after `collect_incoming_data`
+///   returns. Likewise a `set_terminator` made between the last data piece of
+///   a count and its [`Piece::Terminator`] is kept, where CPython overwrites
+///   it with `0`.
+/// * CPython scans only when `recv` returned data; here [`next_piece`] scans
+///   whenever it is called. A terminator changed *outside* the callbacks
+///   therefore applies to held bytes at the next call rather than at the next
+///   read. The concatenated data and the terminators found are the same.
+/// * [`discard`] also drops a [`Piece::Terminator`] that was found but not
+///   yet returned; CPython's `discard_buffers` inside
+///   `collect_incoming_data` still calls `found_terminator` afterwards.
+/// * An optional record limit, see below.
+///
+/// # Record limit
+///
+/// With [`set_max_record`]`(Some(max))` and a [`Terminator::Bytes`], a record
+/// (the bytes between two terminators) may be at most `max` bytes long. At
+/// most `max` bytes of a record are ever delivered as data; as soon as byte
+/// `max + 1` of a record is known to be data (not a possible start of the
+/// terminator), [`next_piece`] fails with [`io::ErrorKind::InvalidData`].
+/// Where the error comes does not depend on how the input was split into
+/// reads. A record of exactly `max` bytes is accepted even when its
+/// terminator arrives later, byte by byte.
+///
+/// The error is sticky: every further call returns it again, until
+/// [`discard`], [`set_terminator`] or a larger limit. The record length
+/// counts from the last [`Piece::Terminator`], [`set_terminator`] or
+/// [`discard`]. Counts and `None` are not limited (the count already is a
+/// limit the caller chose).
+///
+/// # Memory
+///
+/// The scanner holds what was fed and not yet taken. A caller that drains
+/// [`next_piece`] after every [`feed`] keeps it at most one read plus
+/// `terminator length - 1` bytes; with a record limit the caller's own
+/// record buffer stays at most `max` bytes. Consumed input is not moved on
+/// every piece: a start offset moves, and [`feed`] compacts the buffer,
+/// in amortised linear time overall.
+///
+/// [`next_piece`]: Scanner::next_piece
+/// [`set_terminator`]: Scanner::set_terminator
+/// [`set_max_record`]: Scanner::set_max_record
+/// [`terminator`]: Scanner::terminator
+/// [`discard`]: Scanner::discard
+/// [`feed`]: Scanner::feed
+#[derive(Default)]
+pub struct Scanner {
+    /// Received bytes; `buf[start..]` is not yet delivered.
+    buf: Vec<u8>,
+    start: usize,
+    terminator: Terminator,
+    /// A [`Piece::Terminator`] is owed: skip this many bytes (the terminator
+    /// itself), then return it.
+    pending: Option<usize>,
+    max_record: Option<usize>,
+    /// Bytes of the current `Bytes`-terminated record delivered so far.
+    record: usize,
+}
+
+/// What the next call to `next_piece` does, decided before mutating.
+enum Step {
+    NeedMore,
+    Data(usize),
+    DataThenTerminator(usize, usize),
+    Terminator(usize),
+    TooLong,
+}
+
+impl Scanner {
+    /// Creates a scanner with [`Terminator::None`], no record limit and an
+    /// empty buffer.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::chat::{Scanner, Terminator};
+    ///
+    /// let s = Scanner::new();
+    /// assert_eq!(s.terminator(), &Terminator::None);
+    /// assert_eq!(s.max_record(), None);
+    /// assert_eq!(s.buffered(), 0);
+    /// ```
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the terminator for the input not yet delivered
+    /// (`async_chat.set_terminator`).
+    ///
+    /// Called while handling a [`Piece::Terminator`], it applies to the rest
+    /// of the same buffer. It also restarts the record length counted for
+    /// [`set_max_record`](Scanner::set_max_record).
+    ///
+    /// # Errors
+    ///
+    /// [`io::ErrorKind::InvalidInput`] for an empty [`Terminator::Bytes`];
+    /// the terminator is then left unchanged.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::chat::{Scanner, Terminator};
+    ///
+    /// let mut s = Scanner::new();
+    /// s.set_terminator(Terminator::Bytes(b"\r\n.\r\n".to_vec()))?;
+    /// let err = s.set_terminator(Terminator::Bytes(Vec::new())).unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    /// assert_eq!(s.terminator(), &Terminator::Bytes(b"\r\n.\r\n".to_vec()));
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn set_terminator(&mut self, t: Terminator) -> io::Result<()> {
+        if matches!(&t, Terminator::Bytes(b) if b.is_empty()) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "empty terminator: Terminator::Bytes needs at least one byte \
+                 (use Terminator::None to collect everything)",
+            ));
+        }
+        self.terminator = t;
+        self.record = 0;
+        Ok(())
+    }
+
+    /// Returns the current terminator (`async_chat.get_terminator`).
+    ///
+    /// A [`Terminator::Count`] reports the bytes still to come.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::chat::{Scanner, Terminator};
+    ///
+    /// let mut s = Scanner::new();
+    /// s.set_terminator(Terminator::Count(10))?;
+    /// s.feed(b"1234");
+    /// while s.next_piece()?.is_some() {}
+    /// assert_eq!(s.terminator(), &Terminator::Count(6));
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn terminator(&self) -> &Terminator {
+        &self.terminator
+    }
+
+    /// Sets the longest record accepted with a [`Terminator::Bytes`], in
+    /// bytes, not counting the terminator; `None` (the default) means no
+    /// limit.
+    ///
+    /// See "Record limit" on [`Scanner`] for exactly when the limit fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::chat::{Piece, Scanner, Terminator};
+    ///
+    /// let mut s = Scanner::new();
+    /// s.set_terminator(Terminator::Bytes(b"\n".to_vec()))?;
+    /// s.set_max_record(Some(4));
+    /// s.feed(b"abcdefgh");
+    /// assert_eq!(s.next_piece()?, Some(Piece::Data(b"abcd")));
+    /// let err = s.next_piece().unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn set_max_record(&mut self, max: Option<usize>) {
+        self.max_record = max;
+    }
+
+    /// Returns the record limit set by
+    /// [`set_max_record`](Scanner::set_max_record).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::chat::Scanner;
+    ///
+    /// let mut s = Scanner::new();
+    /// s.set_max_record(Some(8192));
+    /// assert_eq!(s.max_record(), Some(8192));
+    /// ```
+    pub fn max_record(&self) -> Option<usize> {
+        self.max_record
+    }
+
+    /// Appends received bytes to the buffer.
+    ///
+    /// Nothing is scanned until [`next_piece`](Scanner::next_piece). Feeding
+    /// an empty slice does nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::chat::Scanner;
+    ///
+    /// let mut s = Scanner::new();
+    /// s.feed(b"abc");
+    /// s.feed(b"");
+    /// assert_eq!(s.buffered(), 3);
+    /// ```
+    pub fn feed(&mut self, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        let live = self.buf.len() - self.start;
+        if live == 0 {
+            self.buf.clear();
+            self.start = 0;
+        } else if self.start >= live {
+            // Moving the live tail costs no more than what was consumed since
+            // the last move: amortised O(1) per byte.
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        self.buf.extend_from_slice(data);
+    }
+
+    /// Returns the next piece of input, or `None` when more input is needed.
+    ///
+    /// Each call is one asynchat callback. Call it until it returns `None`
+    /// after every [`feed`](Scanner::feed); the terminator may be changed
+    /// between calls, typically on [`Piece::Terminator`].
+    ///
+    /// # Errors
+    ///
+    /// [`io::ErrorKind::InvalidData`] when a record exceeds the limit set by
+    /// [`set_max_record`](Scanner::set_max_record); see "Record limit" on
+    /// [`Scanner`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::chat::{Piece, Scanner, Terminator};
+    ///
+    /// let mut s = Scanner::new();
+    /// s.set_terminator(Terminator::Bytes(b"\r\n".to_vec()))?;
+    /// s.feed(b"\r\nab\r");
+    /// assert_eq!(s.next_piece()?, Some(Piece::Terminator)); // empty record
+    /// assert_eq!(s.next_piece()?, Some(Piece::Data(b"ab")));
+    /// assert_eq!(s.next_piece()?, None); // "\r" is kept
+    /// s.feed(b"\n");
+    /// assert_eq!(s.next_piece()?, Some(Piece::Terminator));
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn next_piece(&mut self) -> io::Result<Option<Piece<'_>>> {
+        if let Some(skip) = self.pending.take() {
+            self.start += skip;
+            self.record = 0;
+            return Ok(Some(Piece::Terminator));
+        }
+        let live = &self.buf[self.start..];
+        let step = match &self.terminator {
+            _ if live.is_empty() => Step::NeedMore,
+            Terminator::None | Terminator::Count(0) => Step::Data(live.len()),
+            &Terminator::Count(n) => match usize::try_from(n) {
+                Ok(n) if n <= live.len() => {
+                    self.terminator = Terminator::Count(0);
+                    Step::DataThenTerminator(n, 0)
+                }
+                _ => {
+                    // live.len() < n: fits in u64 on every supported target.
+                    self.terminator = Terminator::Count(n - live.len() as u64);
+                    Step::Data(live.len())
+                }
+            },
+            Terminator::Bytes(t) => match find(live, t) {
+                Some(0) => Step::Terminator(t.len()),
+                Some(i) => self.limit(i, Step::DataThenTerminator(i, t.len())),
+                None => match live.len() - find_prefix_at_end(live, t) {
+                    0 => Step::NeedMore,
+                    n => self.limit(n, Step::Data(n)),
+                },
+            },
+        };
+        let (n, pending) = match step {
+            Step::NeedMore => return Ok(None),
+            Step::TooLong => return Err(self.too_long()),
+            Step::Terminator(skip) => {
+                self.start += skip;
+                self.record = 0;
+                return Ok(Some(Piece::Terminator));
+            }
+            Step::Data(n) => (n, None),
+            Step::DataThenTerminator(n, skip) => (n, Some(skip)),
+        };
+        if matches!(self.terminator, Terminator::Bytes(_)) {
+            self.record = self.record.saturating_add(n);
+        }
+        self.pending = pending;
+        let from = self.start;
+        self.start += n;
+        Ok(Some(Piece::Data(&self.buf[from..from + n])))
+    }
+
+    /// Applies the record limit to `n` bytes of record data about to be
+    /// delivered by `step`.
+    fn limit(&self, n: usize, step: Step) -> Step {
+        let Some(max) = self.max_record else {
+            return step;
+        };
+        match max.saturating_sub(self.record) {
+            room if n <= room => step,
+            0 => Step::TooLong,
+            room => Step::Data(room),
+        }
+    }
+
+    fn too_long(&self) -> io::Error {
+        let max = self.max_record.unwrap_or(usize::MAX);
+        let term = match &self.terminator {
+            Terminator::Bytes(t) => t.escape_ascii().to_string(),
+            _ => String::new(),
+        };
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "record longer than {max} bytes: no terminator b\"{term}\" within the limit \
+                 set by Scanner::set_max_record"
+            ),
+        )
+    }
+
+    /// Returns the number of bytes fed but not yet delivered, including a
+    /// kept partial terminator and a found terminator whose
+    /// [`Piece::Terminator`] was not returned yet.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::chat::{Piece, Scanner, Terminator};
+    ///
+    /// let mut s = Scanner::new();
+    /// s.set_terminator(Terminator::Bytes(b"\r\n".to_vec()))?;
+    /// s.feed(b"abc\r");
+    /// assert_eq!(s.next_piece()?, Some(Piece::Data(b"abc")));
+    /// assert_eq!(s.next_piece()?, None);
+    /// assert_eq!(s.buffered(), 1);
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn buffered(&self) -> usize {
+        self.buf.len() - self.start
+    }
+
+    /// Drops all buffered input (the input half of asynchat's
+    /// `discard_buffers`) and frees the buffer.
+    ///
+    /// A found terminator whose [`Piece::Terminator`] was not returned yet is
+    /// dropped too, and the record length restarts. The terminator and the
+    /// record limit are kept.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::chat::{Piece, Scanner, Terminator};
+    ///
+    /// let mut s = Scanner::new();
+    /// s.set_terminator(Terminator::Bytes(b"\r\n".to_vec()))?;
+    /// s.feed(b"junk\r\n");
+    /// s.discard();
+    /// assert_eq!(s.buffered(), 0);
+    /// assert_eq!(s.next_piece()?, None);
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn discard(&mut self) {
+        self.buf = Vec::new();
+        self.start = 0;
+        self.pending = None;
+        self.record = 0;
+    }
+}
+
+impl fmt::Debug for Scanner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scanner")
+            .field("terminator", &self.terminator)
+            .field("buffered", &self.buffered())
+            .field("max_record", &self.max_record)
+            .field("record", &self.record)
+            .field("terminator_pending", &self.pending.is_some())
+            .finish()
+    }
+}
+
+/// Position of the first occurrence of a non-empty `needle` in `hay`
+/// (`bytes.find`).
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    let (&first, rest) = needle.split_first()?;
+    let last_start = hay.len().checked_sub(needle.len())?;
+    let mut from = 0;
+    while from <= last_start {
+        let i = from + hay[from..=last_start].iter().position(|&b| b == first)?;
+        if hay[i + 1..i + needle.len()] == *rest {
+            return Some(i);
+        }
+        from = i + 1;
+    }
+    None
+}
+
+/// Length of the longest proper prefix of `needle` that `hay` ends with,
+/// 0 if none: asynchat's `find_prefix_at_end`.
+fn find_prefix_at_end(hay: &[u8], needle: &[u8]) -> usize {
+    (1..needle.len())
+        .rev()
+        .find(|&l| hay.ends_with(&needle[..l]))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// One callback as the tests record it.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    enum Ev {
+        Data(Vec<u8>),
+        Term,
+        TooLong,
+    }
+
+    fn d(b: &[u8]) -> Ev {
+        Ev::Data(b.to_vec())
+    }
+
+    fn bytes(b: &[u8]) -> Terminator {
+        Terminator::Bytes(b.to_vec())
+    }
+
+    /// The initial terminator, switches applied at the k-th (0-based)
+    /// `Piece::Terminator`, and a record limit.
+    #[derive(Debug, Clone)]
+    struct Script {
+        initial: Terminator,
+        switches: Vec<(usize, Terminator)>,
+        max: Option<usize>,
+    }
+
+    fn script(initial: Terminator) -> Script {
+        Script {
+            initial,
+            switches: Vec::new(),
+            max: None,
+        }
+    }
+
+    /// Result of one run: the exact callbacks, the final terminator and what
+    /// is left buffered.
+    #[derive(Debug, PartialEq, Eq)]
+    struct Outcome {
+        events: Vec<Ev>,
+        terminator: Terminator,
+        buffered: usize,
+    }
+
+    fn run(sc: &Script, chunks: &[&[u8]]) -> Outcome {
+        let mut s = Scanner::new();
+        s.set_max_record(sc.max);
+        s.set_terminator(sc.initial.clone()).unwrap();
+        let mut events = Vec::new();
+        let mut k = 0;
+        'feed: for c in chunks {
+            s.feed(c);
+            loop {
+                match s.next_piece() {
+                    Ok(Some(Piece::Data(data))) => {
+                        assert!(!data.is_empty(), "empty data piece");
+                        events.push(d(data));
+                    }
+                    Ok(Some(Piece::Terminator)) => {
+                        events.push(Ev::Term);
+                        if let Some((_, t)) = sc.switches.iter().find(|(at, _)| *at == k) {
+                            s.set_terminator(t.clone()).unwrap();
+                        }
+                        k += 1;
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+                        // Sticky.
+                        assert!(s.next_piece().is_err());
+                        events.push(Ev::TooLong);
+                        break 'feed;
+                    }
+                }
+            }
+        }
+        Outcome {
+            events,
+            terminator: s.terminator().clone(),
+            buffered: s.buffered(),
+        }
+    }
+
+    /// Merges adjacent data pieces: the chunking-independent view.
+    fn merged(events: &[Ev]) -> Vec<Ev> {
+        let mut out: Vec<Ev> = Vec::new();
+        for e in events {
+            match (out.last_mut(), e) {
+                (Some(Ev::Data(prev)), Ev::Data(more)) => prev.extend_from_slice(more),
+                _ => out.push(e.clone()),
+            }
+        }
+        out
+    }
+
+    fn split_at_points<'a>(input: &'a [u8], points: &[usize]) -> Vec<&'a [u8]> {
+        let mut pts: Vec<usize> = points.iter().map(|&p| p.min(input.len())).collect();
+        pts.sort_unstable();
+        pts.dedup();
+        let mut out = Vec::new();
+        let mut from = 0;
+        for p in pts {
+            out.push(&input[from..p]);
+            from = p;
+        }
+        out.push(&input[from..]);
+        out
+    }
+
+    /// splitmix64, for reproducible random splits.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    /// Every chunking the tests try: whole, 1-byte pieces, every 2-split,
+    /// every 3-split of short inputs, and 64 random splits.
+    fn chunkings(input: &[u8]) -> Vec<Vec<&[u8]>> {
+        let n = input.len();
+        let mut all = vec![vec![input], input.chunks(1).collect()];
+        for i in 0..=n {
+            all.push(split_at_points(input, &[i]));
+        }
+        if n <= 24 {
+            for i in 0..=n {
+                for j in i..=n {
+                    all.push(split_at_points(input, &[i, j]));
+                }
+            }
+        }
+        let mut rng = Rng(n as u64 ^ 0x5eed);
+        for _ in 0..64 {
+            let cuts = rng.below(n + 2);
+            let pts: Vec<usize> = (0..cuts).map(|_| rng.below(n + 1)).collect();
+            all.push(split_at_points(input, &pts));
+        }
+        all
+    }
+
+    /// Runs `input` under every chunking and checks the merged callbacks and
+    /// the final terminator; returns the outcome of the whole-buffer run.
+    fn check(sc: &Script, input: &[u8], expected: &[Ev], terminator: &Terminator) -> Outcome {
+        for chunks in chunkings(input) {
+            let out = run(sc, &chunks);
+            assert_eq!(merged(&out.events), expected, "chunks {chunks:?}");
+            assert_eq!(&out.terminator, terminator, "chunks {chunks:?}");
+        }
+        run(sc, &[input])
+    }
+
+    // ---- Bytes terminators -------------------------------------------------
+
+    #[test]
+    fn bytes_crlf_records() {
+        let sc = script(bytes(b"\r\n"));
+        let out = check(
+            &sc,
+            b"hello\r\nworld\r\n",
+            &[d(b"hello"), Ev::Term, d(b"world"), Ev::Term],
+            &bytes(b"\r\n"),
+        );
+        assert_eq!(out.buffered, 0);
+    }
+
+    #[test]
+    fn bytes_empty_record_has_no_data() {
+        let sc = script(bytes(b"\r\n"));
+        let out = check(
+            &sc,
+            b"\r\n\r\nx\r\n\r\n",
+            &[Ev::Term, Ev::Term, d(b"x"), Ev::Term, Ev::Term],
+            &bytes(b"\r\n"),
+        );
+        assert_eq!(
+            out.events,
+            [Ev::Term, Ev::Term, d(b"x"), Ev::Term, Ev::Term]
+        );
+    }
+
+    #[test]
+    fn bytes_single_byte_terminator() {
+        let sc = script(bytes(b"\n"));
+        check(
+            &sc,
+            b"a\nbb\n\nccc",
+            &[d(b"a"), Ev::Term, d(b"bb"), Ev::Term, Ev::Term, d(b"ccc")],
+            &bytes(b"\n"),
+        );
+    }
+
+    #[test]
+    fn bytes_partial_terminator_is_kept() {
+        let sc = script(bytes(b"\r\n"));
+        let out = check(&sc, b"abc\r", &[d(b"abc")], &bytes(b"\r\n"));
+        assert_eq!(out.buffered, 1);
+
+        let mut s = Scanner::new();
+        s.set_terminator(bytes(b"\r\n.\r\n")).unwrap();
+        s.feed(b"line\r\n.");
+        assert_eq!(s.next_piece().unwrap(), Some(Piece::Data(b"line")));
+        assert_eq!(s.next_piece().unwrap(), None);
+        assert_eq!(s.buffered(), 3);
+        s.feed(b"\r");
+        assert_eq!(s.next_piece().unwrap(), None);
+        s.feed(b"\n");
+        assert_eq!(s.next_piece().unwrap(), Some(Piece::Terminator));
+        assert_eq!(s.next_piece().unwrap(), None);
+        assert_eq!(s.buffered(), 0);
+    }
+
+    #[test]
+    fn bytes_false_prefix_is_data() {
+        let sc = script(bytes(b"\r\n"));
+        check(
+            &sc,
+            b"a\rb\r\rc\r\n",
+            &[d(b"a\rb\r\rc"), Ev::Term],
+            &bytes(b"\r\n"),
+        );
+    }
+
+    #[test]
+    fn bytes_long_terminator_split_anywhere() {
+        let sc = script(bytes(b"\r\n.\r\n"));
+        let out = check(
+            &sc,
+            b"1\r\n2\r\n.\r\n\r\n.\r\n.\r\n3\r\n.",
+            &[d(b"1\r\n2"), Ev::Term, Ev::Term, d(b".\r\n3")],
+            &bytes(b"\r\n.\r\n"),
+        );
+        // "\r\n." could still become the terminator.
+        assert_eq!(out.buffered, 3);
+    }
+
+    #[test]
+    fn bytes_self_overlapping_terminators() {
+        check(
+            &script(bytes(b"aab")),
+            b"aaabaab",
+            &[d(b"a"), Ev::Term, Ev::Term],
+            &bytes(b"aab"),
+        );
+        let out = check(
+            &script(bytes(b"abcabd")),
+            b"abcabcabdabcabc",
+            &[d(b"abc"), Ev::Term, d(b"abc")],
+            &bytes(b"abcabd"),
+        );
+        assert_eq!(out.buffered, 3);
+        let out = check(
+            &script(bytes(b"aaaa")),
+            b"aaaaaaaaaab",
+            &[Ev::Term, Ev::Term, d(b"aab")],
+            &bytes(b"aaaa"),
+        );
+        assert_eq!(out.buffered, 0);
+        let out = check(
+            &script(bytes(b"aaaa")),
+            b"aaaaaaaaaa",
+            &[Ev::Term, Ev::Term],
+            &bytes(b"aaaa"),
+        );
+        assert_eq!(out.buffered, 2);
+    }
+
+    #[test]
+    fn bytes_exact_cpython_boundaries() {
+        // Expected sequences recorded from CPython 3.11 asynchat.
+        let sc = script(bytes(b"\r\n"));
+        assert_eq!(
+            run(&sc, &[b"abc\r", b"\nx"]).events,
+            [d(b"abc"), Ev::Term, d(b"x")]
+        );
+        assert_eq!(
+            run(&sc, &[b"ab\r\n\r\nc"]).events,
+            [d(b"ab"), Ev::Term, Ev::Term, d(b"c")]
+        );
+        let sc = script(bytes(b"aab"));
+        assert_eq!(run(&sc, &[b"aa", b"ab"]).events, [d(b"a"), Ev::Term]);
+        assert_eq!(run(&sc, &[b"aaab"]).events, [d(b"a"), Ev::Term]);
+        // A kept prefix is delivered together with the next read.
+        let sc = script(bytes(b"\r\n"));
+        assert_eq!(run(&sc, &[b"a\r", b"b"]).events, [d(b"a"), d(b"\rb")]);
+    }
+
+    #[test]
+    fn empty_bytes_terminator_is_rejected() {
+        let mut s = Scanner::new();
+        s.set_terminator(bytes(b"x")).unwrap();
+        let err = s.set_terminator(Terminator::Bytes(Vec::new())).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("at least one byte"), "{err}");
+        assert_eq!(s.terminator(), &bytes(b"x"));
+    }
+
+    // ---- Count terminators --------------------------------------------------
+
+    #[test]
+    fn count_then_collect_everything() {
+        let sc = script(Terminator::Count(3));
+        check(
+            &sc,
+            b"abcdefgh",
+            &[d(b"abc"), Ev::Term, d(b"defgh")],
+            &Terminator::Count(0),
+        );
+    }
+
+    #[test]
+    fn count_counts_down_across_feeds() {
+        let sc = script(Terminator::Count(10));
+        let out = check(&sc, b"1234", &[d(b"1234")], &Terminator::Count(6));
+        assert_eq!(out.buffered, 0);
+
+        let mut s = Scanner::new();
+        s.set_terminator(Terminator::Count(5)).unwrap();
+        s.feed(b"ab");
+        assert_eq!(s.next_piece().unwrap(), Some(Piece::Data(b"ab")));
+        assert_eq!(s.terminator(), &Terminator::Count(3));
+        assert_eq!(s.next_piece().unwrap(), None);
+        s.feed(b"cdefg");
+        assert_eq!(s.next_piece().unwrap(), Some(Piece::Data(b"cde")));
+        assert_eq!(s.terminator(), &Terminator::Count(0));
+        assert_eq!(s.next_piece().unwrap(), Some(Piece::Terminator));
+        assert_eq!(s.next_piece().unwrap(), Some(Piece::Data(b"fg")));
+        assert_eq!(s.next_piece().unwrap(), None);
+    }
+
+    #[test]
+    fn count_exact_cpython_boundaries() {
+        // CPython 3.11: [b'ab', b'cdef'] with 4 -> ab, cd, term, ef.
+        let sc = script(Terminator::Count(4));
+        assert_eq!(
+            run(&sc, &[b"ab", b"cdef"]).events,
+            [d(b"ab"), d(b"cd"), Ev::Term, d(b"ef")]
+        );
+        assert_eq!(run(&sc, &[b"abcd"]).events, [d(b"abcd"), Ev::Term]);
+    }
+
+    #[test]
+    fn count_zero_is_none() {
+        let sc = script(Terminator::Count(0));
+        check(&sc, b"abc\r\n", &[d(b"abc\r\n")], &Terminator::Count(0));
+    }
+
+    #[test]
+    fn count_huge() {
+        let sc = script(Terminator::Count(u64::MAX));
+        check(&sc, b"abc", &[d(b"abc")], &Terminator::Count(u64::MAX - 3));
+    }
+
+    #[test]
+    fn count_repeated_records() {
+        let mut sc = script(Terminator::Count(2));
+        sc.switches = (0..4).map(|k| (k, Terminator::Count(2))).collect();
+        check(
+            &sc,
+            b"aabbccddee",
+            &[
+                d(b"aa"),
+                Ev::Term,
+                d(b"bb"),
+                Ev::Term,
+                d(b"cc"),
+                Ev::Term,
+                d(b"dd"),
+                Ev::Term,
+                d(b"ee"),
+                Ev::Term,
+            ],
+            &Terminator::Count(0),
+        );
+    }
+
+    // ---- None ---------------------------------------------------------------
+
+    #[test]
+    fn none_is_all_data() {
+        let sc = script(Terminator::None);
+        check(&sc, b"a\r\nb\n", &[d(b"a\r\nb\n")], &Terminator::None);
+        // One piece per read, like CPython.
+        assert_eq!(run(&sc, &[b"ab", b"c"]).events, [d(b"ab"), d(b"c")]);
+        assert_eq!(run(&sc, &[]).events, []);
+    }
+
+    // ---- Switching terminators ------------------------------------------------
+
+    #[test]
+    fn switch_in_found_terminator_applies_to_same_buffer() {
+        // A chunked-transfer-like protocol: size line, then body.
+        let mut sc = script(bytes(b"\r\n"));
+        sc.switches = vec![
+            (0, Terminator::Count(3)),
+            (1, bytes(b"\r\n")),
+            (2, Terminator::Count(5)),
+            (3, Terminator::None),
+        ];
+        check(
+            &sc,
+            b"3\r\nabc5\r\nhello\r\nrest",
+            &[
+                d(b"3"),
+                Ev::Term,
+                d(b"abc"),
+                Ev::Term,
+                d(b"5"),
+                Ev::Term,
+                d(b"hello"),
+                Ev::Term,
+                d(b"\r\nrest"),
+            ],
+            &Terminator::None,
+        );
+    }
+
+    #[test]
+    fn switch_between_bytes_terminators() {
+        let mut sc = script(bytes(b"\r\n"));
+        sc.switches = vec![(0, bytes(b"\r\n.\r\n")), (1, bytes(b"\n"))];
+        check(
+            &sc,
+            b"LIST\r\na\r\nb\r\n.\r\nx\ny",
+            &[
+                d(b"LIST"),
+                Ev::Term,
+                d(b"a\r\nb"),
+                Ev::Term,
+                d(b"x"),
+                Ev::Term,
+                d(b"y"),
+            ],
+            &bytes(b"\n"),
+        );
+    }
+
+    #[test]
+    fn switch_from_count_to_bytes() {
+        let mut sc = script(Terminator::Count(2));
+        sc.switches = vec![(0, bytes(b";"))];
+        check(
+            &sc,
+            b";;a;",
+            &[d(b";;"), Ev::Term, d(b"a"), Ev::Term],
+            &bytes(b";"),
+        );
+    }
+
+    #[test]
+    fn set_terminator_between_data_and_terminator_keeps_pending_terminator() {
+        let mut s = Scanner::new();
+        s.set_terminator(bytes(b"\r\n")).unwrap();
+        s.feed(b"ab\r\ncd");
+        assert_eq!(s.next_piece().unwrap(), Some(Piece::Data(b"ab")));
+        // As in CPython, the terminator found is still reported and skipped
+        // by its own length.
+        s.set_terminator(bytes(b"xyz")).unwrap();
+        assert_eq!(s.next_piece().unwrap(), Some(Piece::Terminator));
+        assert_eq!(s.next_piece().unwrap(), Some(Piece::Data(b"cd")));
+    }
+
+    // ---- discard --------------------------------------------------------------
+
+    #[test]
+    fn discard_drops_held_prefix_and_pending_terminator() {
+        let mut s = Scanner::new();
+        s.set_terminator(bytes(b"\r\n")).unwrap();
+        s.feed(b"abc\r");
+        assert_eq!(s.next_piece().unwrap(), Some(Piece::Data(b"abc")));
+        assert_eq!(s.next_piece().unwrap(), None);
+        s.discard();
+        assert_eq!(s.buffered(), 0);
+        s.feed(b"\n");
+        assert_eq!(s.next_piece().unwrap(), Some(Piece::Data(b"\n")));
+
+        s.feed(b"x\r\ny");
+        assert_eq!(s.next_piece().unwrap(), Some(Piece::Data(b"x")));
+        s.discard();
+        assert_eq!(s.next_piece().unwrap(), None);
+        assert_eq!(s.terminator(), &bytes(b"\r\n"));
+    }
+
+    // ---- Record limit ---------------------------------------------------------
+
+    fn limited(max: usize) -> Script {
+        Script {
+            max: Some(max),
+            ..script(bytes(b"\r\n"))
+        }
+    }
+
+    #[test]
+    fn max_record_exactly_at_limit_is_accepted() {
+        let sc = limited(5);
+        check(
+            &sc,
+            b"abcde\r\n\r\nabc\r\nabcde\r\nab",
+            &[
+                d(b"abcde"),
+                Ev::Term,
+                Ev::Term,
+                d(b"abc"),
+                Ev::Term,
+                d(b"abcde"),
+                Ev::Term,
+                d(b"ab"),
+            ],
+            &bytes(b"\r\n"),
+        );
+    }
+
+    #[test]
+    fn max_record_exceeded_with_terminator_in_buffer() {
+        check(
+            &limited(5),
+            b"ab\r\nabcdef\r\n",
+            &[d(b"ab"), Ev::Term, d(b"abcde"), Ev::TooLong],
+            &bytes(b"\r\n"),
+        );
+    }
+
+    #[test]
+    fn max_record_exceeded_without_terminator() {
+        check(
+            &limited(5),
+            b"abcde\rX",
+            &[d(b"abcde"), Ev::TooLong],
+            &bytes(b"\r\n"),
+        );
+        check(
+            &limited(0),
+            b"\r\n\r\nx",
+            &[Ev::Term, Ev::Term, Ev::TooLong],
+            &bytes(b"\r\n"),
+        );
+    }
+
+    #[test]
+    fn max_record_error_is_sticky_until_discard() {
+        let mut s = Scanner::new();
+        s.set_terminator(bytes(b"\n")).unwrap();
+        s.set_max_record(Some(3));
+        s.feed(b"abcd\nok\n");
+        assert_eq!(s.next_piece().unwrap(), Some(Piece::Data(b"abc")));
+        let err = s.next_piece().unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert!(err.to_string().contains("longer than 3 bytes"), "{err}");
+        assert!(s.next_piece().is_err());
+        s.discard();
+        s.feed(b"ok\n");
+        assert_eq!(s.next_piece().unwrap(), Some(Piece::Data(b"ok")));
+        assert_eq!(s.next_piece().unwrap(), Some(Piece::Terminator));
+    }
+
+    #[test]
+    fn max_record_does_not_limit_count_or_none() {
+        let mut sc = Script {
+            max: Some(2),
+            ..script(Terminator::Count(6))
+        };
+        sc.switches = vec![(0, Terminator::None)];
+        check(
+            &sc,
+            b"abcdefghij",
+            &[d(b"abcdef"), Ev::Term, d(b"ghij")],
+            &Terminator::None,
+        );
+    }
+
+    #[test]
+    fn max_record_bounds_memory() {
+        let mut s = Scanner::new();
+        s.set_terminator(bytes(b"\r\n.\r\n")).unwrap();
+        s.set_max_record(Some(100_000));
+        let feed = [b'x'; 4096];
+        let mut delivered = 0;
+        let err = 'feed: loop {
+            s.feed(&feed);
+            assert!(s.buffered() <= feed.len() + 4);
+            loop {
+                match s.next_piece() {
+                    Ok(Some(Piece::Data(data))) => delivered += data.len(),
+                    Ok(Some(Piece::Terminator)) => panic!("no terminator in input"),
+                    Ok(None) => break,
+                    Err(e) => break 'feed e,
+                }
+            }
+            assert!(s.buffered() <= 4);
+        };
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert_eq!(delivered, 100_000);
+    }
+
+    // ---- Buffer management ------------------------------------------------------
+
+    #[test]
+    fn unlimited_scanner_holds_only_a_partial_terminator() {
+        let mut s = Scanner::new();
+        s.set_terminator(bytes(b"\r\n")).unwrap();
+        let mut total = 0;
+        for _ in 0..256 {
+            s.feed(&[b'y'; 4095]);
+            s.feed(b"\r");
+            while let Some(p) = s.next_piece().unwrap() {
+                if let Piece::Data(data) = p {
+                    total += data.len();
+                }
+            }
+            assert_eq!(s.buffered(), 1);
+        }
+        assert_eq!(total, 256 * 4096 - 1);
+    }
+
+    #[test]
+    fn many_records_in_one_buffer() {
+        let input = b"x\r\n".repeat(100_000);
+        let mut s = Scanner::new();
+        s.set_terminator(bytes(b"\r\n")).unwrap();
+        s.feed(&input);
+        let (mut data, mut terms) = (0, 0);
+        while let Some(p) = s.next_piece().unwrap() {
+            match p {
+                Piece::Data(b"x") => data += 1,
+                Piece::Data(other) => panic!("unexpected {other:?}"),
+                Piece::Terminator => terms += 1,
+            }
+        }
+        assert_eq!((data, terms), (100_000, 100_000));
+    }
+
+    #[test]
+    fn feed_without_draining_keeps_everything() {
+        let mut s = Scanner::new();
+        s.set_terminator(bytes(b";")).unwrap();
+        s.feed(b"ab;c");
+        assert_eq!(s.next_piece().unwrap(), Some(Piece::Data(b"ab")));
+        // Compaction while a terminator is pending must keep it.
+        s.feed(b"d;");
+        s.feed(b"e");
+        assert_eq!(s.buffered(), 5);
+        assert_eq!(s.next_piece().unwrap(), Some(Piece::Terminator));
+        assert_eq!(s.next_piece().unwrap(), Some(Piece::Data(b"cd")));
+        assert_eq!(s.next_piece().unwrap(), Some(Piece::Terminator));
+        assert_eq!(s.next_piece().unwrap(), Some(Piece::Data(b"e")));
+        assert_eq!(s.next_piece().unwrap(), None);
+    }
+
+    #[test]
+    fn helpers_match_cpython() {
+        // f_p_a_e("qwerty\r", "\r\n") => 1, f_p_a_e("qwertydkjf", "\r\n") => 0
+        assert_eq!(find_prefix_at_end(b"qwerty\r", b"\r\n"), 1);
+        assert_eq!(find_prefix_at_end(b"qwertydkjf", b"\r\n"), 0);
+        assert_eq!(find_prefix_at_end(b"xabcab", b"abcabd"), 5);
+        assert_eq!(find_prefix_at_end(b"ab", b"abcabd"), 2);
+        assert_eq!(find_prefix_at_end(b"a", b"a"), 0);
+        assert_eq!(find(b"abcabd", b"abd"), Some(3));
+        assert_eq!(find(b"ab", b"abd"), None);
+        assert_eq!(find(b"aab", b"b"), Some(2));
+        assert_eq!(find(b"", b"b"), None);
+        assert_eq!(find(b"abc", b""), None);
+    }
+
+    #[test]
+    fn debug_does_not_dump_the_buffer() {
+        let mut s = Scanner::new();
+        s.feed(b"secret");
+        let text = format!("{s:?}");
+        assert!(text.contains("buffered: 6"), "{text}");
+        assert!(!text.contains("secret"), "{text}");
+    }
+
+    // ---- Property: chunking never changes the callbacks -------------------------
+
+    fn terminator_strategy() -> impl Strategy<Value = Terminator> {
+        let byte = prop::sample::select(vec![b'a', b'b', b'\r', b'\n']);
+        prop_oneof![
+            Just(Terminator::None),
+            (0u64..8).prop_map(Terminator::Count),
+            prop::collection::vec(byte, 1..5).prop_map(Terminator::Bytes),
+        ]
+    }
+
+    fn script_strategy() -> impl Strategy<Value = Script> {
+        (
+            terminator_strategy(),
+            prop::collection::vec((0usize..10, terminator_strategy()), 0..8),
+            prop::option::of(0usize..12),
+        )
+            .prop_map(|(initial, switches, max)| Script {
+                initial,
+                switches,
+                max,
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn any_chunking_gives_the_same_callbacks(
+            sc in script_strategy(),
+            input in prop::collection::vec(
+                prop::sample::select(vec![b'a', b'b', b'\r', b'\n']), 0..80),
+            cuts_a in prop::collection::vec(0usize..80, 0..12),
+            cuts_b in prop::collection::vec(0usize..80, 0..12),
+        ) {
+            let whole = run(&sc, &[&input]);
+            let a = run(&sc, &split_at_points(&input, &cuts_a));
+            let b = run(&sc, &split_at_points(&input, &cuts_b));
+            let bytewise = run(&sc, &input.chunks(1).collect::<Vec<_>>());
+            for other in [&a, &b, &bytewise] {
+                prop_assert_eq!(merged(&other.events), merged(&whole.events));
+                prop_assert_eq!(&other.terminator, &whole.terminator);
+                if !whole.events.contains(&Ev::TooLong) {
+                    prop_assert_eq!(other.buffered, whole.buffered);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! The `Dispatcher` trait: asyncore's hooks, with asyncore's defaults.
+
+use std::any::Any;
+use std::io;
+
+use crate::channel::Channel;
+use crate::context::Context;
+
+/// A channel's behaviour: asyncore's `dispatcher` hooks, with the same names and defaults.
+///
+/// Implement the hooks you need; the loop calls them with a [`Context`] that gives access
+/// to the channel (it dereferences to [`Channel`]), to other channels, and to the loop.
+///
+/// # Event routing
+///
+/// * read event: accepting → [`handle_accept`](Dispatcher::handle_accept); connecting →
+///   complete the connect (see below), then [`handle_read`](Dispatcher::handle_read);
+///   otherwise [`handle_read`](Dispatcher::handle_read).
+/// * write event: accepting → ignored; connecting → complete the connect; then
+///   [`handle_write`](Dispatcher::handle_write).
+/// * exceptional event: a pending `SO_ERROR` → [`handle_close`](Dispatcher::handle_close);
+///   otherwise [`handle_expt`](Dispatcher::handle_expt) (out-of-band data).
+/// * completing a connect reads `SO_ERROR`: non-zero is routed as an error with that errno;
+///   zero marks the channel connected, *then* runs
+///   [`handle_connect`](Dispatcher::handle_connect), then sends any output queued before.
+/// * a hook returning `Err`: would-block is ignored; disconnect errors (`ECONNRESET`,
+///   `ENOTCONN`, `ESHUTDOWN`, `ECONNABORTED`, `EPIPE`, `EBADF`) go to
+///   [`handle_close`](Dispatcher::handle_close); anything else to
+///   [`handle_error`](Dispatcher::handle_error). End of file seen by `recv`, a disconnect
+///   seen by `send`/`recv`, and a drained [`close_when_done`](Channel::close_when_done)
+///   queue also lead to `handle_close`, once the hook returns.
+///
+/// `handle_close` runs at most once per channel, and after it returns the channel is
+/// closed (if the hook did not close it). No hook runs on a closed channel.
+///
+/// A panic in any hook or predicate closes that channel only and is logged (asyncore's
+/// bare `except:`), unless [`EventLoop::set_catch_panics`](crate::EventLoop::set_catch_panics)
+/// turned that off.
+///
+/// # Examples
+///
+/// An echo handler:
+///
+/// ```
+/// use std::io;
+/// use sockloop::{Context, Dispatcher};
+///
+/// struct Echo;
+///
+/// impl Dispatcher for Echo {
+///     fn handle_read(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+///         let mut buf = [0u8; 4096];
+///         let n = ctx.recv(&mut buf)?;
+///         ctx.push(&buf[..n])
+///     }
+/// }
+/// ```
+pub trait Dispatcher: Any {
+    /// Should the loop watch this channel for input? Default: `true`.
+    ///
+    /// Called with the channel's current state; it must not block. In the default
+    /// [`Mode::Scalable`](crate::Mode::Scalable) it is re-asked after this channel's hooks
+    /// ran or the channel was touched; in [`Mode::Exact`](crate::Mode::Exact), every
+    /// iteration.
+    fn readable(&self, channel: &Channel) -> bool {
+        let _ = channel;
+        true
+    }
+
+    /// Should the loop watch this channel for room to write? Default (a **fix**): only
+    /// while connecting or while output is queued. asyncore's default was always `true`,
+    /// which spins the loop at 100% CPU on an idle connected socket. A listening channel is
+    /// never watched for writing, whatever this returns.
+    fn writable(&self, channel: &Channel) -> bool {
+        channel.is_connecting() || channel.has_pending_output()
+    }
+
+    /// A listening channel has a connection waiting. Default: accept it and pass it to
+    /// [`handle_accepted`](Dispatcher::handle_accepted); nothing if it was gone
+    /// (`EWOULDBLOCK`, `ECONNABORTED`).
+    ///
+    /// # Errors
+    ///
+    /// Accept errors such as `EMFILE`.
+    fn handle_accept(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+        match ctx.accept()? {
+            Some((socket, addr)) => self.handle_accepted(ctx, socket, addr),
+            None => Ok(()),
+        }
+    }
+
+    /// A connection was accepted. Default: close it and log the warning
+    /// `unhandled accepted event`. Typical code wraps it with
+    /// [`Channel::from_socket`] and adds it with [`Context::add`].
+    ///
+    /// # Errors
+    ///
+    /// Whatever the implementation returns; routed like any hook error.
+    fn handle_accepted(
+        &mut self,
+        ctx: &mut Context<'_>,
+        socket: socket2::Socket,
+        addr: socket2::SockAddr,
+    ) -> io::Result<()> {
+        let _ = (socket, addr);
+        ctx.log_warning("unhandled accepted event");
+        Ok(())
+    }
+
+    /// The connect completed; the channel is already connected. Default: log the warning
+    /// `unhandled connect event`.
+    ///
+    /// # Errors
+    ///
+    /// Whatever the implementation returns.
+    fn handle_connect(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+        ctx.log_warning("unhandled connect event");
+        Ok(())
+    }
+
+    /// Input is ready. Default: log the warning `unhandled read event`.
+    ///
+    /// # Errors
+    ///
+    /// Whatever the implementation returns.
+    fn handle_read(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+        ctx.log_warning("unhandled read event");
+        Ok(())
+    }
+
+    /// The channel can be written. Default: send queued output if there is any, else log
+    /// the warning `unhandled write event`.
+    ///
+    /// # Errors
+    ///
+    /// Send errors other than would-block and disconnects.
+    fn handle_write(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+        if ctx.has_pending_output() {
+            ctx.flush()
+        } else {
+            ctx.log_warning("unhandled write event");
+            Ok(())
+        }
+    }
+
+    /// Out-of-band data arrived. Default: log the warning
+    /// `unhandled incoming priority event`.
+    ///
+    /// # Errors
+    ///
+    /// Whatever the implementation returns.
+    fn handle_expt(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+        ctx.log_warning("unhandled incoming priority event");
+        Ok(())
+    }
+
+    /// The peer is gone or the channel is done. Default: log the warning
+    /// `unhandled close event`, then close. Runs at most once; the loop closes the channel
+    /// after it returns in any case. [`Channel::pending_output`] still tells how many queued
+    /// bytes were not sent.
+    ///
+    /// # Errors
+    ///
+    /// Errors are logged; the channel is closed anyway.
+    fn handle_close(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+        ctx.log_warning("unhandled close event");
+        ctx.close();
+        Ok(())
+    }
+
+    /// A hook returned `err` (not would-block, not a disconnect). Default: log
+    /// `uncaptured error, closing channel <channel> (<err>)` at error level and return the
+    /// error, which makes the loop run [`handle_close`](Dispatcher::handle_close) (once)
+    /// and close the channel, as asyncore's `handle_error` does.
+    ///
+    /// Return `Ok(())` to keep the channel open.
+    ///
+    /// # Errors
+    ///
+    /// Any error (or a panic) closes the channel through `handle_close`; nothing escapes
+    /// the loop.
+    fn handle_error(&mut self, ctx: &mut Context<'_>, err: io::Error) -> io::Result<()> {
+        log::error!("uncaptured error, closing channel {} ({err})", **ctx);
+        Err(err)
+    }
+}

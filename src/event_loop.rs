@@ -1,0 +1,387 @@
+//! `EventLoop`: the map, the iteration, and the public entry points.
+
+use std::any::Any;
+use std::io;
+use std::time::Duration;
+
+use crate::channel::Channel;
+use crate::context::{Core, Entry, SlotState, Stop};
+use crate::dispatcher::Dispatcher;
+use crate::interest::Interest;
+use crate::route::Router;
+use crate::sys::{Backend, Event, Selector};
+use crate::token::Token;
+
+/// When the loop asks a channel's `readable()` / `writable()`.
+///
+/// # Examples
+///
+/// ```
+/// use sockloop::{EventLoop, Mode};
+///
+/// let mut event_loop = EventLoop::new()?;
+/// event_loop.set_mode(Mode::Exact);
+/// assert_eq!(event_loop.mode(), Mode::Exact);
+/// # std::io::Result::Ok(())
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// Re-ask a channel only when something may have changed its answer: after any of its
+    /// hooks ran, when it was added, when it was reached through
+    /// [`EventLoop::channel_mut`] / [`Context::channel_mut`](crate::Context::channel_mut),
+    /// or when [`touch`](crate::Context::touch)ed. An iteration then costs O(ready + touched
+    /// channels), not O(all channels): 10,000 idle connections cost nothing.
+    #[default]
+    Scalable,
+    /// asyncore's behaviour: ask every channel on every iteration. For predicates that
+    /// depend on outside state (time, globals) without a `touch`.
+    Exact,
+}
+
+/// A readiness loop over a map of channels: asyncore's `loop()` and `socket_map`, owned.
+///
+/// # Iteration order
+///
+/// One iteration ([`poll_once`](EventLoop::poll_once)):
+/// 1. Ask channels `readable()` and `writable()` (all of them in [`Mode::Exact`], the
+///    touched ones in [`Mode::Scalable`]); a listening channel is never watched for
+///    writing; a channel that wants neither is not registered at all (with epoll it is
+///    deregistered: an fd registered with no interest still reports hang-ups forever).
+///    The backend is called only for channels whose interest changed.
+/// 2. Wait up to the timeout (`None` = until something is ready).
+/// 3. Dispatch. Select: all read events, then all write events, then all exceptional
+///    ones, as `asyncore.poll`. Poll and epoll, per channel: read, write, priority, then
+///    close on hang-up/error, as `asyncore.poll2` — except that a hang-up with input still
+///    queued keeps delivering read events until end of file, then closes once.
+///
+/// # Closing during dispatch
+///
+/// A hook may close any channel, its own included, and add new ones. An event for a
+/// channel closed earlier in the same iteration is dropped; a slot freed during an
+/// iteration is not reused before the next one, and [`Token`]s carry a generation, so a
+/// new channel that got the same fd number never receives the old one's event. Channels
+/// added during dispatch are polled from the next iteration. `handle_close` runs at most
+/// once per channel, and no hook runs after a channel is closed.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use sockloop::{Channel, Dispatcher, EventLoop};
+///
+/// struct Idle;
+/// impl Dispatcher for Idle {}
+///
+/// let mut event_loop = EventLoop::new()?;
+/// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+/// event_loop.add(Channel::from_socket(listener)?, Idle)?;
+/// // Nothing connects: two iterations that each wait 1 ms.
+/// event_loop.run(Some(Duration::from_millis(1)), Some(2))?;
+/// assert_eq!(event_loop.len(), 1);
+/// event_loop.close_all();
+/// assert!(event_loop.is_empty());
+/// # std::io::Result::Ok(())
+/// ```
+pub struct EventLoop {
+    core: Core,
+    events: Vec<Event>,
+    mode: Mode,
+}
+
+impl EventLoop {
+    /// Creates a loop on the default backend, [`Backend::Epoll`].
+    ///
+    /// # Errors
+    ///
+    /// What epoll_create1(2) reports (e.g. out of descriptors).
+    pub fn new() -> io::Result<EventLoop> {
+        EventLoop::with_backend(Backend::default())
+    }
+
+    /// Creates a loop on `backend`.
+    ///
+    /// # Errors
+    ///
+    /// What the backend's setup reports.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let event_loop = sockloop::EventLoop::with_backend(sockloop::Backend::Select)?;
+    /// assert!(event_loop.is_empty());
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn with_backend(backend: Backend) -> io::Result<EventLoop> {
+        Ok(EventLoop {
+            core: Core::new(Selector::new(backend)?),
+            events: Vec::with_capacity(256),
+            mode: Mode::default(),
+        })
+    }
+
+    /// The backend this loop waits with.
+    pub fn backend(&self) -> Backend {
+        self.core.selector.backend()
+    }
+
+    /// When predicates are asked; see [`Mode`].
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// Sets when predicates are asked; see [`Mode`].
+    pub fn set_mode(&mut self, mode: Mode) {
+        self.mode = mode;
+    }
+
+    /// Whether a panic in a hook or predicate closes only that channel (the default, like
+    /// asyncore's bare `except:`) or propagates out of [`run`](EventLoop::run).
+    pub fn set_catch_panics(&mut self, catch: bool) {
+        self.core.catch_panics = catch;
+    }
+
+    /// Whether the default hooks' "unhandled ... event" warnings are logged. Off by
+    /// default, like asyncore's `ignore_log_types = {'warning'}`. Logging goes through
+    /// the `log` crate.
+    pub fn set_log_warnings(&mut self, on: bool) {
+        self.core.log_warnings = on;
+    }
+
+    /// Adds a channel with its dispatcher; it is polled from the next iteration.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` if the channel is closed or already belongs to a loop.
+    pub fn add<D: Dispatcher>(&mut self, channel: Channel, dispatcher: D) -> io::Result<Token> {
+        self.core.insert(channel, dispatcher)
+    }
+
+    /// The number of channels in the map.
+    pub fn len(&self) -> usize {
+        self.core.len
+    }
+
+    /// True if the map is empty ([`run`](EventLoop::run) returns at once).
+    pub fn is_empty(&self) -> bool {
+        self.core.len == 0
+    }
+
+    /// True if `token` names a channel still in the map.
+    pub fn contains(&self, token: Token) -> bool {
+        self.core.contains(token)
+    }
+
+    /// A channel, for reading its state.
+    pub fn channel(&self, token: Token) -> Option<&Channel> {
+        self.core.entry(token).map(|e| &e.channel)
+    }
+
+    /// A channel, for pushing output or changing it; its predicates are re-asked before the
+    /// next wait.
+    pub fn channel_mut(&mut self, token: Token) -> Option<&mut Channel> {
+        self.core.entry_mut(token).map(|e| &mut e.channel)
+    }
+
+    /// A channel's dispatcher, if it is a `D`.
+    pub fn dispatcher<D: Dispatcher>(&self, token: Token) -> Option<&D> {
+        let entry = self.core.entry(token)?;
+        (&*entry.dispatcher as &dyn Any).downcast_ref::<D>()
+    }
+
+    /// A channel's dispatcher, mutably, if it is a `D`; the channel is re-asked before the
+    /// next wait.
+    pub fn dispatcher_mut<D: Dispatcher>(&mut self, token: Token) -> Option<&mut D> {
+        let entry = self.core.entry_mut(token)?;
+        (&mut *entry.dispatcher as &mut dyn Any).downcast_mut::<D>()
+    }
+
+    /// Closes one channel (without its `handle_close`, as asyncore's `close()`). Returns
+    /// false if `token` names no live channel.
+    pub fn close(&mut self, token: Token) -> bool {
+        self.core.close(token)
+    }
+
+    /// Closes every channel; the map is empty afterwards, even if closing one failed or
+    /// its dispatcher panicked while being dropped (asyncore's `close_all`).
+    pub fn close_all(&mut self) {
+        self.core.close_all();
+    }
+
+    /// Runs iterations while the map is non-empty, at most `count` of them (`None` = no
+    /// bound), each waiting up to `timeout` (asyncore's `loop(timeout, use_poll, map,
+    /// count)`). An empty map returns at once; `count == Some(0)` runs none. Returns early
+    /// after a hook calls [`stop`](crate::Context::stop) (at the end of that iteration) or
+    /// [`stop_now`](crate::Context::stop_now) (right after that hook).
+    ///
+    /// # Errors
+    ///
+    /// Only a failure of the wait itself (never a channel's error: those go to its hooks).
+    pub fn run(&mut self, timeout: Option<Duration>, count: Option<usize>) -> io::Result<()> {
+        let mut done = 0;
+        while !self.is_empty() && count.is_none_or(|c| done < c) {
+            self.poll_once(timeout)?;
+            done += 1;
+            if self.core.stop.take().is_some() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs one iteration: ask predicates, wait up to `timeout`, dispatch (asyncore's
+    /// `poll` / `poll2`). Sub-millisecond timeouts are rounded up, never down to a busy
+    /// zero; `EINTR` is retried with the time that remains. Returns the number of
+    /// readiness reports dispatched.
+    ///
+    /// # Errors
+    ///
+    /// Only a failure of the wait itself.
+    pub fn poll_once(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
+        self.core.stop = None;
+        self.core.free.append(&mut self.core.pending_free);
+        self.refresh();
+        let mut events = std::mem::take(&mut self.events);
+        let waited = self.core.selector.wait(&mut events, timeout);
+        let mut dispatched = 0;
+        if waited.is_ok() {
+            for ev in &events {
+                if self.core.stop == Some(Stop::Now) {
+                    break;
+                }
+                if self.dispatch(ev.key, |router| router.dispatch(ev.ready)) {
+                    dispatched += 1;
+                }
+            }
+        }
+        self.events = events;
+        waited.map(|()| dispatched)
+    }
+
+    /// Takes the channel in slot `index` out of the map, runs `f` on it, and puts it back
+    /// (or frees the slot if it closed). Returns false if the slot holds no channel.
+    fn dispatch(&mut self, index: usize, f: impl FnOnce(&mut Router<'_>)) -> bool {
+        let Some(slot) = self.core.slots.get_mut(index) else {
+            return false;
+        };
+        let generation = slot.generation;
+        let mut entry = match std::mem::replace(&mut slot.state, SlotState::Busy) {
+            SlotState::Occupied(entry) => entry,
+            other => {
+                slot.state = other;
+                return false;
+            }
+        };
+        let Entry {
+            channel,
+            dispatcher,
+        } = &mut entry;
+        let mut router = Router {
+            token: Token {
+                index: index as u32,
+                generation,
+            },
+            core: &mut self.core,
+            channel,
+            dispatcher: &mut **dispatcher,
+        };
+        f(&mut router);
+        if entry.channel.is_closed() {
+            self.core.free_slot(index as u32, Some(entry));
+        } else {
+            self.core.slots[index].state = SlotState::Occupied(entry);
+            self.core.mark_dirty(index as u32);
+        }
+        true
+    }
+
+    /// Step 1 of an iteration: bring each channel's registration up to date with its
+    /// predicates (and run `handle_close` for channels that hit end of file, a disconnect
+    /// or a drained close mark outside a hook).
+    fn refresh(&mut self) {
+        match self.mode {
+            Mode::Exact => {
+                for slot in &mut self.core.slots {
+                    slot.dirty = false;
+                }
+                self.core.dirty.clear();
+                for index in 0..self.core.slots.len() {
+                    self.refresh_one(index);
+                }
+            }
+            Mode::Scalable => {
+                let mut dirty = std::mem::take(&mut self.core.dirty);
+                for &index in &dirty {
+                    self.core.slots[index as usize].dirty = false;
+                }
+                for &index in &dirty {
+                    self.refresh_one(index as usize);
+                }
+                dirty.clear();
+                // Keep the allocation; anything marked during this refresh stays queued.
+                dirty.append(&mut self.core.dirty);
+                self.core.dirty = dirty;
+            }
+        }
+    }
+
+    fn refresh_one(&mut self, index: usize) {
+        let pending = matches!(&self.core.slots[index].state,
+            SlotState::Occupied(e) if e.channel.pending.any());
+        if pending {
+            self.dispatch(index, |router| router.settle());
+        }
+        let SlotState::Occupied(entry) = &mut self.core.slots[index].state else {
+            return;
+        };
+        let catch = self.core.catch_panics;
+        let want = match ask(&*entry.dispatcher, &entry.channel, catch) {
+            Some(want) => want,
+            None => {
+                log::error!("panic in readable()/writable(), closing channel {}", entry.channel);
+                if let Some(t) = entry.channel.token {
+                    self.core.close(t);
+                }
+                return;
+            }
+        };
+        let have = entry.channel.registered;
+        if want == have {
+            return;
+        }
+        let result = match entry.channel.fd() {
+            Some(fd) => self.core.selector.update(fd, index, have, want),
+            None => Ok(()),
+        };
+        match result {
+            Ok(()) => entry.channel.registered = want,
+            Err(e) => {
+                self.dispatch(index, |router| router.error(e));
+            }
+        }
+    }
+}
+
+/// Asks a channel's predicates; `None` if one panicked (and panics are caught).
+fn ask(dispatcher: &dyn Dispatcher, channel: &Channel, catch: bool) -> Option<Interest> {
+    let ask = || {
+        let r = dispatcher.readable(channel);
+        let w = !channel.is_accepting() && dispatcher.writable(channel);
+        Interest::from_flags(r, w)
+    };
+    if catch {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(ask)).ok()
+    } else {
+        Some(ask())
+    }
+}
+
+impl std::fmt::Debug for EventLoop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventLoop")
+            .field("backend", &self.backend())
+            .field("mode", &self.mode)
+            .field("channels", &self.core.len)
+            .finish()
+    }
+}
+

@@ -1,0 +1,206 @@
+//! Event routing: from what the OS reported to the channel's hooks (asyncore's
+//! `handle_*_event`, `readwrite` and the error handling around them).
+
+use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use crate::channel::{is_disconnect, Channel, State};
+use crate::context::{Context, Core, Stop};
+use crate::dispatcher::Dispatcher;
+use crate::interest::Ready;
+use crate::token::Token;
+
+/// One channel taken out of the map while its hooks run.
+pub(crate) struct Router<'a> {
+    pub(crate) token: Token,
+    pub(crate) core: &'a mut Core,
+    pub(crate) channel: &'a mut Channel,
+    pub(crate) dispatcher: &'a mut dyn Dispatcher,
+}
+
+/// How one hook call ended.
+enum Outcome {
+    Done(io::Result<()>),
+    Panicked,
+}
+
+impl Router<'_> {
+    fn is_open(&self) -> bool {
+        !self.channel.is_closed()
+    }
+
+    fn stopping_now(&self) -> bool {
+        self.core.stop == Some(Stop::Now)
+    }
+
+    fn call(
+        &mut self,
+        hook: impl FnOnce(&mut dyn Dispatcher, &mut Context<'_>) -> io::Result<()>,
+    ) -> Outcome {
+        let mut ctx = Context {
+            token: self.token,
+            channel: &mut *self.channel,
+            core: &mut *self.core,
+        };
+        let dispatcher = &mut *self.dispatcher;
+        if ctx.core.catch_panics {
+            match catch_unwind(AssertUnwindSafe(|| hook(dispatcher, &mut ctx))) {
+                Ok(r) => Outcome::Done(r),
+                Err(_) => Outcome::Panicked,
+            }
+        } else {
+            Outcome::Done(hook(dispatcher, &mut ctx))
+        }
+    }
+
+    fn panicked(&mut self, what: &str) {
+        log::error!("panic in {what}, closing channel {}", self.channel);
+        self.close();
+    }
+
+    fn close(&mut self) {
+        if self.is_open() {
+            self.core.release(self.channel);
+        }
+    }
+
+    /// Runs a hook and routes its result: would-block is nothing, a disconnect is a close,
+    /// anything else goes to `handle_error`.
+    fn hook(
+        &mut self,
+        name: &str,
+        hook: impl FnOnce(&mut dyn Dispatcher, &mut Context<'_>) -> io::Result<()>,
+    ) {
+        if !self.is_open() {
+            return;
+        }
+        match self.call(hook) {
+            Outcome::Done(Ok(())) => {}
+            Outcome::Done(Err(e)) => self.error(e),
+            Outcome::Panicked => self.panicked(name),
+        }
+    }
+
+    /// Routes an error (asyncore's `except OSError` around every event).
+    pub(crate) fn error(&mut self, err: io::Error) {
+        if !self.is_open() || err.kind() == io::ErrorKind::WouldBlock {
+            return;
+        }
+        if is_disconnect(&err) {
+            return self.close_event();
+        }
+        match self.call(|d, ctx| d.handle_error(ctx, err)) {
+            Outcome::Done(Ok(())) => {}
+            Outcome::Done(Err(_)) => self.close_event(),
+            Outcome::Panicked => self.panicked("handle_error"),
+        }
+    }
+
+    /// `handle_close`, at most once per channel; the channel is closed afterwards.
+    pub(crate) fn close_event(&mut self) {
+        if !self.is_open() || self.channel.pending.reported {
+            self.close();
+            return;
+        }
+        self.channel.pending.reported = true;
+        match self.call(|d, ctx| d.handle_close(ctx)) {
+            Outcome::Done(Ok(())) => {}
+            Outcome::Done(Err(e)) => {
+                log::error!("handle_close failed on {} ({e})", self.channel);
+            }
+            Outcome::Panicked => log::error!("panic in handle_close on {}", self.channel),
+        }
+        self.close();
+    }
+
+    /// After hooks ran: end of file, a disconnect or a drained `close_when_done` queue
+    /// seen during them means `handle_close` now.
+    pub(crate) fn settle(&mut self) {
+        if self.is_open() && self.channel.pending.any() && !self.stopping_now() {
+            self.close_event();
+        }
+    }
+
+    /// Dispatches one readiness report. Select reports read, write and except separately
+    /// (three phases); poll and epoll report them together, with hang-up and error bits.
+    pub(crate) fn dispatch(&mut self, ready: Ready) {
+        if ready.intersects(Ready::NVAL) {
+            // The fd was closed behind the loop's back.
+            return self.close_event();
+        }
+        let hup = ready.intersects(Ready::HUP | Ready::ERR);
+        let wants = self.channel.registered;
+        let has_input = ready.intersects(Ready::READ);
+        if has_input || (hup && wants.is_readable()) {
+            self.read_event();
+            if hup && has_input {
+                // Hang-up with input still queued: keep reading until end of file, so
+                // nothing is lost; the close follows the data.
+                return self.settle();
+            }
+        }
+        if self.is_open() && !self.stopping_now() && (ready.intersects(Ready::WRITE) || (hup && wants.is_writable())) {
+            self.write_event();
+        }
+        if self.is_open() && !self.stopping_now() && ready.intersects(Ready::PRI) {
+            self.expt_event();
+        }
+        if self.is_open() && !self.stopping_now() && hup && !has_input {
+            self.close_event();
+        }
+        self.settle();
+    }
+
+    fn read_event(&mut self) {
+        match self.channel.state() {
+            State::Accepting => self.hook("handle_accept", |d, ctx| d.handle_accept(ctx)),
+            State::Connecting => {
+                if self.connect_event() && !self.stopping_now() {
+                    self.hook("handle_read", |d, ctx| d.handle_read(ctx));
+                }
+            }
+            _ => self.hook("handle_read", |d, ctx| d.handle_read(ctx)),
+        }
+    }
+
+    fn write_event(&mut self) {
+        match self.channel.state() {
+            State::Accepting => {}
+            State::Connecting => {
+                if self.connect_event() && !self.stopping_now() {
+                    self.hook("handle_write", |d, ctx| d.handle_write(ctx));
+                }
+            }
+            _ => self.hook("handle_write", |d, ctx| d.handle_write(ctx)),
+        }
+    }
+
+    fn expt_event(&mut self) {
+        match self.channel.take_error() {
+            Ok(Some(_)) => self.close_event(),
+            // Ok(None) on a socket; an error for a plain fd, which has no SO_ERROR.
+            _ => self.hook("handle_expt", |d, ctx| d.handle_expt(ctx)),
+        }
+    }
+
+    /// asyncore's `handle_connect_event`: check `SO_ERROR`, mark connected, then
+    /// `handle_connect`, then send what was queued before the connect. Returns true if the
+    /// channel is connected and open afterwards.
+    fn connect_event(&mut self) -> bool {
+        match self.channel.take_error() {
+            Ok(None) => {}
+            Ok(Some(e)) | Err(e) => {
+                self.error(e);
+                return false;
+            }
+        }
+        self.channel.set_connected();
+        self.hook("handle_connect", |d, ctx| d.handle_connect(ctx));
+        if self.is_open() {
+            if let Err(e) = self.channel.flush() {
+                self.error(e);
+            }
+        }
+        self.is_open() && self.channel.is_connected()
+    }
+}

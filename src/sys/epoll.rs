@@ -1,0 +1,130 @@
+//! epoll(7) backend, level-triggered.
+
+use std::io;
+use std::os::fd::{BorrowedFd, OwnedFd};
+
+use rustix::buffer::spare_capacity;
+use rustix::event::epoll::{self, CreateFlags, EventData, EventFlags};
+use rustix::event::Timespec;
+
+use super::Event;
+use crate::interest::{Interest, Ready};
+
+/// Registrations live in the kernel; only changes cost a system call. Descriptors epoll
+/// refuses with EPERM (regular files, which are always ready) are kept aside and reported
+/// ready on every wait, without blocking.
+pub(crate) struct Selector {
+    epoll: OwnedFd,
+    buf: Vec<epoll::Event>,
+    always_ready: Vec<(usize, Interest)>,
+}
+
+fn flags(interest: Interest) -> EventFlags {
+    let mut f = EventFlags::empty();
+    if interest.is_readable() {
+        f |= EventFlags::IN | EventFlags::PRI;
+    }
+    if interest.is_writable() {
+        f |= EventFlags::OUT;
+    }
+    f
+}
+
+fn ready_of(interest: Interest) -> Ready {
+    let mut r = Ready::default();
+    if interest.is_readable() {
+        r |= Ready::READ;
+    }
+    if interest.is_writable() {
+        r |= Ready::WRITE;
+    }
+    r
+}
+
+impl Selector {
+    pub(crate) fn new() -> io::Result<Selector> {
+        Ok(Selector {
+            epoll: epoll::create(CreateFlags::CLOEXEC)?,
+            buf: Vec::with_capacity(256),
+            always_ready: Vec::new(),
+        })
+    }
+
+    pub(crate) fn update(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        key: usize,
+        old: Interest,
+        new: Interest,
+    ) -> io::Result<()> {
+        if let Some(i) = self.always_ready.iter().position(|&(k, _)| k == key) {
+            if new.is_empty() {
+                self.always_ready.swap_remove(i);
+            } else {
+                self.always_ready[i].1 = new;
+            }
+            return Ok(());
+        }
+        let data = EventData::new_u64(key as u64);
+        let result = if old.is_empty() {
+            epoll::add(&self.epoll, fd, data, flags(new))
+        } else if new.is_empty() {
+            epoll::delete(&self.epoll, fd)
+        } else {
+            epoll::modify(&self.epoll, fd, data, flags(new))
+        };
+        match result {
+            Err(rustix::io::Errno::PERM) if old.is_empty() => {
+                self.always_ready.push((key, new));
+                Ok(())
+            }
+            other => Ok(other?),
+        }
+    }
+
+    pub(crate) fn wait(
+        &mut self,
+        events: &mut Vec<Event>,
+        timeout: Option<&Timespec>,
+    ) -> io::Result<()> {
+        let zero = Timespec::default();
+        let timeout = if self.always_ready.is_empty() {
+            timeout
+        } else {
+            Some(&zero)
+        };
+        self.buf.clear();
+        epoll::wait(&self.epoll, spare_capacity(&mut self.buf), timeout)?;
+        for ev in &self.buf {
+            let f = ev.flags;
+            let mut ready = Ready::default();
+            if f.intersects(EventFlags::IN) {
+                ready |= Ready::READ;
+            }
+            if f.intersects(EventFlags::OUT) {
+                ready |= Ready::WRITE;
+            }
+            if f.intersects(EventFlags::PRI) {
+                ready |= Ready::PRI;
+            }
+            if f.intersects(EventFlags::HUP) {
+                ready |= Ready::HUP;
+            }
+            if f.intersects(EventFlags::ERR) {
+                ready |= Ready::ERR;
+            }
+            events.push(Event {
+                key: ev.data.u64() as usize,
+                ready,
+            });
+        }
+        if self.buf.len() == self.buf.capacity() {
+            self.buf.reserve(self.buf.capacity());
+        }
+        events.extend(self.always_ready.iter().map(|&(key, interest)| Event {
+            key,
+            ready: ready_of(interest),
+        }));
+        Ok(())
+    }
+}
