@@ -317,6 +317,12 @@ impl Channel {
         self.pending.eof
     }
 
+    /// The OS descriptor number, or `None` once closed. For logging and for matching
+    /// against OS tools; the loop itself never identifies a channel by it.
+    pub fn raw_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.fd().map(|fd| std::os::fd::AsRawFd::as_raw_fd(&fd))
+    }
+
     pub(crate) fn set_connected(&mut self) {
         self.state = State::Connected;
     }

@@ -2,6 +2,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod chat;
 mod channel;
 mod context;
 mod dispatcher;
@@ -15,6 +16,7 @@ mod sys;
 mod token;
 
 pub use channel::{is_disconnect, Channel, State};
+pub use chat::{Piece, Scanner, Terminator};
 pub use context::Context;
 pub use dispatcher::Dispatcher;
 pub use event_loop::{EventLoop, Mode};

@@ -53,12 +53,14 @@ struct Args {
     mode: Mode,
     idle: usize,
     server_pid: Option<u32>,
+    server_cpu: Option<usize>,
+    client_cpu: Option<usize>,
     setup_timeout: f64,
 }
 
 const USAGE: &str = "usage: loadgen --addr HOST:PORT [--mode pingpong|bulk|churn] [--conns N] \
 [--size BYTES] [--depth K] [--duration SECS] [--warmup SECS] [--idle N] [--server-pid PID] \
-[--setup-timeout SECS]";
+[--server-cpu N] [--client-cpu N] [--setup-timeout SECS]";
 
 fn die(msg: &str) -> ! {
     eprintln!("loadgen: {msg}\n{USAGE}");
@@ -75,6 +77,8 @@ fn parse_args() -> Args {
     let mut mode = Mode::PingPong;
     let mut idle = 0usize;
     let mut server_pid = None;
+    let mut server_cpu = None;
+    let mut client_cpu = None;
     let mut setup_timeout = 300.0f64;
 
     let mut it = std::env::args().skip(1);
@@ -103,6 +107,8 @@ fn parse_args() -> Args {
             "--warmup" => warmup = num(&flag, &val),
             "--idle" => idle = num(&flag, &val),
             "--server-pid" => server_pid = Some(num(&flag, &val)),
+            "--server-cpu" => server_cpu = Some(num(&flag, &val)),
+            "--client-cpu" => client_cpu = Some(num(&flag, &val)),
             "--setup-timeout" => setup_timeout = num(&flag, &val),
             "--mode" => {
                 mode = match val.as_str() {
@@ -129,6 +135,8 @@ fn parse_args() -> Args {
         mode,
         idle,
         server_pid,
+        server_cpu,
+        client_cpu,
         setup_timeout,
     };
     if a.conns == 0 || a.size == 0 || a.depth == 0 || a.duration <= 0.0 || a.warmup < 0.0 {
@@ -190,6 +198,31 @@ fn proc_cpu_ticks(pid: &str) -> Option<(u64, u64)> {
     let utime = f.next()?.parse().ok()?;
     let stime = f.next()?.parse().ok()?;
     Some((utime, stime))
+}
+
+/// (busy, total) ticks of one CPU from /proc/stat. Busy counts everything but
+/// idle and iowait, so it includes softirq (loopback packet delivery) and any
+/// other process that ran on that CPU.
+fn proc_core_ticks(cpu: usize) -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let name = format!("cpu{cpu}");
+    let line = stat
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(name.as_str()))?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    let total: u64 = v.iter().sum();
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    Some((total - idle, total))
+}
+
+fn core_busy(a: Option<(u64, u64)>, b: Option<(u64, u64)>) -> Option<f64> {
+    let ((b0, t0), (b1, t1)) = (a?, b?);
+    (t1 > t0).then(|| (b1 - b0) as f64 / (t1 - t0) as f64)
 }
 
 fn proc_vm_hwm_kb(pid: u32) -> Option<u64> {
@@ -575,6 +608,8 @@ fn main() {
     let mut start = Counters::default();
     let mut srv0 = None;
     let mut cli0 = None;
+    let mut score0 = None;
+    let mut ccore0 = None;
     let mut setup_s = 0.0;
     let mut setup_failed = false;
 
@@ -621,6 +656,8 @@ fn main() {
                     g.counters.bytes = 0;
                     srv0 = server_ticks(spid);
                     cli0 = proc_cpu_ticks("self");
+                    score0 = g.args.server_cpu.and_then(proc_core_ticks);
+                    ccore0 = g.args.client_cpu.and_then(proc_core_ticks);
                     continue;
                 }
             }
@@ -674,6 +711,8 @@ fn main() {
     let window = t_end.duration_since(t_measure).as_secs_f64();
     let srv1 = server_ticks(spid);
     let cli1 = proc_cpu_ticks("self");
+    let score1 = g.args.server_cpu.and_then(proc_core_ticks);
+    let ccore1 = g.args.client_cpu.and_then(proc_core_ticks);
     let hwm = spid.and_then(proc_vm_hwm_kb);
 
     let msgs = g.counters.msgs - start.msgs;
@@ -729,6 +768,8 @@ fn main() {
         ("server_cpu_us_per_msg", jnum(cpu_per_msg)),
         ("server_peak_rss_kb", hwm.map_or("null".into(), |v| v.to_string())),
         ("client_cpu_util", jnum(cli_cpu.map(|c| c / window))),
+        ("server_core_busy", jnum(core_busy(score0, score1).filter(|_| measured))),
+        ("client_core_busy", jnum(core_busy(ccore0, ccore1).filter(|_| measured))),
         ("clk_tck", format!("{clk_tck}")),
     ];
     let body: Vec<String> = fields.iter().map(|(k, v)| format!("\"{k}\": {v}")).collect();

@@ -1,0 +1,134 @@
+//! Shared test helpers: one test per backend, stepping the loop until a condition holds,
+//! and a recording dispatcher.
+#![allow(dead_code)]
+
+use std::cell::RefCell;
+use std::io;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use sockloop::{Backend, Channel, Context, Dispatcher, EventLoop, SockAddr, Socket};
+
+/// Stamps one `#[test]` per backend for each `fn name(backend: Backend)` listed.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod select {
+            $( #[test] fn $name() { super::$name(sockloop::Backend::Select) } )*
+        }
+        mod poll {
+            $( #[test] fn $name() { super::$name(sockloop::Backend::Poll) } )*
+        }
+        mod epoll {
+            $( #[test] fn $name() { super::$name(sockloop::Backend::Epoll) } )*
+        }
+    };
+}
+
+/// The step used by [`run_until`]: short, so tests are quick, never zero.
+pub const STEP: Duration = Duration::from_millis(10);
+
+/// Steps `event_loop` one iteration at a time until `cond` holds; fails the test with
+/// `what` after 5 seconds.
+pub fn run_until(event_loop: &mut EventLoop, what: &str, mut cond: impl FnMut(&mut EventLoop) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !cond(event_loop) {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        event_loop.poll_once(Some(STEP)).expect("poll_once failed");
+    }
+}
+
+/// A shared, ordered record of hook calls.
+#[derive(Clone, Default)]
+pub struct Log(Rc<RefCell<Vec<String>>>);
+
+impl Log {
+    pub fn push(&self, s: impl Into<String>) {
+        self.0.borrow_mut().push(s.into());
+    }
+    pub fn entries(&self) -> Vec<String> {
+        self.0.borrow().clone()
+    }
+    pub fn count(&self, s: &str) -> usize {
+        self.0.borrow().iter().filter(|e| e.as_str() == s).count()
+    }
+    pub fn has(&self, s: &str) -> bool {
+        self.count(s) > 0
+    }
+}
+
+/// A loopback listener channel on `addr` (port 0), and its real address.
+pub fn listener(addr: &str) -> (Channel, SockAddr) {
+    let addr: std::net::SocketAddr = addr.parse().unwrap();
+    let domain = sockloop::Domain::for_address(addr);
+    let mut ch = Channel::create_socket(domain, sockloop::Type::STREAM).unwrap();
+    ch.set_reuse_addr().unwrap();
+    ch.bind(addr).unwrap();
+    ch.listen(64).unwrap();
+    let real = ch.local_addr().unwrap();
+    (ch, real)
+}
+
+/// A temp-dir Unix socket path, unique per test.
+pub fn unix_path(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("sockloop-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+/// Echoes everything it reads, recording hooks into a [`Log`] with a prefix.
+pub struct Echo {
+    pub log: Log,
+    pub name: &'static str,
+}
+
+impl Dispatcher for Echo {
+    fn handle_read(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+        let mut buf = [0u8; 65536];
+        let n = ctx.recv(&mut buf)?;
+        if n > 0 {
+            self.log.push(format!("{}:read", self.name));
+        }
+        ctx.push(&buf[..n])
+    }
+    fn handle_close(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+        self.log.push(format!("{}:close", self.name));
+        ctx.close();
+        Ok(())
+    }
+    fn handle_error(&mut self, _ctx: &mut Context<'_>, err: io::Error) -> io::Result<()> {
+        self.log.push(format!("{}:error:{}", self.name, err.kind()));
+        Err(err)
+    }
+}
+
+/// A listener that adds an [`Echo`] channel for each accepted connection.
+pub struct EchoServer {
+    pub log: Log,
+}
+
+impl Dispatcher for EchoServer {
+    fn handle_accepted(&mut self, ctx: &mut Context<'_>, sock: Socket, _addr: SockAddr) -> io::Result<()> {
+        self.log.push("server:accepted");
+        let ch = Channel::from_socket(sock)?;
+        ctx.add(ch, Echo { log: self.log.clone(), name: "conn" })?;
+        Ok(())
+    }
+    fn handle_close(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+        self.log.push("server:close");
+        ctx.close();
+        Ok(())
+    }
+}
+
+/// A std blocking client with a read timeout, for driving a loop from the test side.
+pub fn blocking_client(addr: &SockAddr) -> std::net::TcpStream {
+    let s = std::net::TcpStream::connect(addr.as_socket().unwrap()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s
+}
+
+/// All backends, for tests that loop over them inside one test.
+pub const ALL: [Backend; 3] = Backend::ALL;
