@@ -173,7 +173,8 @@ impl Channel {
     /// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     /// let addr = listener.local_addr()?;
     /// let client = std::net::TcpStream::connect(addr)?;
-    /// assert_eq!(Channel::from_socket(listener)?.state(), State::Accepting);
+    /// let listening = Channel::from_socket(listener)?;
+    /// assert_eq!(listening.state(), State::Accepting);
     /// assert_eq!(Channel::from_socket(client)?.state(), State::Connected);
     /// # std::io::Result::Ok(())
     /// ```
