@@ -435,17 +435,6 @@ impl Channel {
         }
     }
 
-    fn raw_send(&self, data: &[u8]) -> io::Result<usize> {
-        match &self.handle {
-            Handle::Socket(s) => {
-                let mut s: &Socket = s;
-                s.write(data)
-            }
-            Handle::File(f) => Ok(rustix::io::write(f, data)?),
-            Handle::Closed => Err(closed_error()),
-        }
-    }
-
     fn classify<T: Default>(&mut self, result: io::Result<T>) -> io::Result<T> {
         match result {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(T::default()),
@@ -468,7 +457,7 @@ impl Channel {
     ///
     /// Errors other than would-block and disconnects.
     pub fn send(&mut self, data: &[u8]) -> io::Result<usize> {
-        let r = self.raw_send(data);
+        let r = Channel::write_via(&self.handle)(data);
         self.classify(r)
     }
 
@@ -607,8 +596,18 @@ impl Channel {
         if self.is_closed() {
             return Err(closed_error());
         }
-        self.output.push(data)?;
-        self.flush()
+        if self.output.is_closing() {
+            // Refused below; checked first so nothing is sent either.
+            return self.output.push(data);
+        }
+        let mut rest = data;
+        if self.output.is_empty() && self.state == State::Connected && !self.pending.disconnected {
+            // Fast path: nothing queued, so send straight from the caller's buffer and
+            // queue only what the OS did not take.
+            let sent = self.send(data)?;
+            rest = &data[sent..];
+        }
+        self.output.push(rest)
     }
 
     /// Like [`push`](Channel::push) but takes ownership of the buffer, avoiding a copy of
@@ -694,9 +693,7 @@ impl Channel {
         if self.state != State::Connected || self.output.is_empty() || self.pending.disconnected {
             return Ok(());
         }
-        let Channel { output, handle, .. } = self;
-        let probe = Channel::write_via(handle);
-        let result = output.flush(probe);
+        let result = self.output.flush(Channel::write_via(&self.handle));
         match self.classify(result)? {
             Flushed::CloseReached => self.pending.done = true,
             Flushed::Drained | Flushed::Blocked => {}

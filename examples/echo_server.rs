@@ -1,0 +1,105 @@
+//! An echo server on sockloop.
+//!
+//! Run: `cargo run --release --example echo_server -- --addr 127.0.0.1:7000 --backend epoll`
+//! (`--backend` is one of select, poll, epoll; defaults: 127.0.0.1:7000, epoll). When ready
+//! it prints `listening on <addr>` with the real address (use port 0 for any free port),
+//! then echoes everything back to any number of clients. Try it with `nc 127.0.0.1 7000`.
+//!
+//! Back-pressure: while a client's unsent output is over `MAX_QUEUED`, the server stops
+//! reading from that client (its `readable()` is false), so a client that sends without
+//! reading cannot make the server buffer without bound, and no byte is ever dropped.
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use sockloop::{Backend, Channel, Context, Dispatcher, Domain, EventLoop, SockAddr, Socket, Type};
+
+/// Stop reading from a client while this much of its echo is still unsent.
+const MAX_QUEUED: usize = 256 * 1024;
+
+struct Listener;
+
+impl Dispatcher for Listener {
+    fn handle_accepted(&mut self, ctx: &mut Context<'_>, sock: Socket, _: SockAddr) -> io::Result<()> {
+        let mut ch = Channel::from_socket(sock)?;
+        ch.set_nodelay(true)?;
+        ctx.add(ch, Echo)?;
+        Ok(())
+    }
+}
+
+struct Echo;
+
+impl Dispatcher for Echo {
+    fn readable(&self, ch: &Channel) -> bool {
+        ch.pending_output() < MAX_QUEUED
+    }
+
+    fn handle_read(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+        let mut buf = [0u8; 65536];
+        let n = ctx.recv(&mut buf)?;
+        ctx.push(&buf[..n])
+    }
+
+    fn handle_close(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+        ctx.close();
+        Ok(())
+    }
+}
+
+struct Args {
+    addr: std::net::SocketAddr,
+    backend: Backend,
+}
+
+fn parse_args() -> io::Result<Args> {
+    let mut args = Args {
+        addr: "127.0.0.1:7000".parse().map_err(io::Error::other)?,
+        backend: Backend::Epoll,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, format!("{flag} needs a value"))
+        })?;
+        match flag.as_str() {
+            "--addr" => {
+                args.addr = value.parse().map_err(|e| {
+                    io::Error::new(io::ErrorKind::InvalidInput, format!("--addr {value}: {e}"))
+                })?
+            }
+            "--backend" => args.backend = value.parse()?,
+            _ => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("unknown flag {flag}; usage: echo_server [--addr HOST:PORT] [--backend select|poll|epoll]"),
+                ))
+            }
+        }
+    }
+    Ok(args)
+}
+
+fn serve(args: Args) -> io::Result<()> {
+    let mut listener = Channel::create_socket(Domain::for_address(args.addr), Type::STREAM)?;
+    listener.set_reuse_addr()?;
+    listener.bind(args.addr)?;
+    listener.listen(1024)?;
+    let bound = listener.local_addr()?.as_socket().ok_or_else(|| io::Error::other("not an inet address"))?;
+    let mut event_loop = EventLoop::with_backend(args.backend)?;
+    event_loop.add(listener, Listener)?;
+    println!("listening on {bound}");
+    io::stdout().flush()?;
+    event_loop.run(Some(Duration::from_secs(30)), None)
+}
+
+fn main() -> ExitCode {
+    match parse_args().and_then(serve) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("echo_server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
