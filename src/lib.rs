@@ -1,4 +1,122 @@
 //! sockloop: Python's asyncore + asynchat model, done properly in Rust.
+//!
+//! A readiness-based, single-threaded, callback-driven event loop over a map of channels.
+//! Each channel is an OS handle (a socket or a pipe) plus a [`Dispatcher`]: the loop asks
+//! every channel [`readable`](Dispatcher::readable) / [`writable`](Dispatcher::writable),
+//! waits with select(2), poll(2) or epoll(7) ([`Backend`]), and routes readiness to the
+//! channel's `handle_*` hooks. On top sits the chat layer ([`chat`]): terminator-delimited
+//! input and an output FIFO of data and [`Producer`]s.
+//!
+//! # Example: an echo server
+//!
+//! ```no_run
+//! use std::io;
+//! use std::time::Duration;
+//! use sockloop::{Channel, Context, Dispatcher, EventLoop, SockAddr, Socket};
+//!
+//! struct Server;
+//! struct Echo;
+//!
+//! impl Dispatcher for Server {
+//!     fn handle_accepted(&mut self, ctx: &mut Context<'_>, sock: Socket, _: SockAddr) -> io::Result<()> {
+//!         ctx.add(Channel::from_socket(sock)?, Echo)?;
+//!         Ok(())
+//!     }
+//! }
+//!
+//! impl Dispatcher for Echo {
+//!     fn handle_read(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+//!         let mut buf = [0u8; 4096];
+//!         let n = ctx.recv(&mut buf)?; // 0: nothing yet, or end of file (then handle_close)
+//!         ctx.push(&buf[..n])          // sends now; what the OS refuses is queued
+//!     }
+//! }
+//!
+//! let mut event_loop = EventLoop::new()?;
+//! let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+//! println!("listening on {}", listener.local_addr()?);
+//! event_loop.add(Channel::from_socket(listener)?, Server)?;
+//! event_loop.run(Some(Duration::from_secs(30)), None)?;
+//! # std::io::Result::Ok(())
+//! ```
+//!
+//! # asyncore → sockloop
+//!
+//! | asyncore / asynchat | sockloop |
+//! |---|---|
+//! | `socket_map` | the map owned by [`EventLoop`] |
+//! | `loop(timeout, use_poll, map, count)` | [`EventLoop::run`]`(timeout, count)` + [`Backend`] |
+//! | `poll()` / `poll2()` | [`EventLoop::poll_once`] on [`Backend::Select`] / [`Backend::Poll`] |
+//! | `dispatcher` | the [`Dispatcher`] trait + the [`Channel`] it is registered with |
+//! | `dispatcher_with_send` | the channel's output queue: [`Channel::push`] |
+//! | `file_dispatcher` | [`Channel::from_fd`] over a pipe/fd |
+//! | `ExitNow` | [`Context::stop_now`] |
+//! | `close_all()` | [`EventLoop::close_all`] |
+//! | `async_chat`, `simple_producer` | the [`chat`] layer, [`SimpleProducer`] |
+//! | `self.recv()`, `self.send()` in a hook | `ctx.recv()`, `ctx.send()` ([`Context`] derefs to [`Channel`]) |
+//! | `dispatcher.accepting` / `connecting` / `connected` | [`Channel::state`] |
+//!
+//! # Iteration order
+//!
+//! See [`EventLoop`]: predicates, then one wait, then dispatch (select: all reads, all
+//! writes, all exceptional conditions; poll/epoll: per channel read, write, priority,
+//! then close on hang-up).
+//!
+//! # Closing during dispatch
+//!
+//! Channels are named by generation-tagged [`Token`]s, never by fd number. An event for a
+//! channel closed earlier in the same iteration is dropped; a new channel that reuses the
+//! fd number never receives the old one's event; channels added during dispatch are
+//! polled from the next iteration; `handle_close` runs at most once per channel and no
+//! hook runs after close.
+//!
+//! # Differences from asyncore
+//!
+//! Where CPython's asyncore is known to be broken, sockloop deliberately behaves better:
+//!
+//! * **Same behaviour on every backend.** CPython sends the same disconnect to
+//!   `handle_error` under select and to `handle_close` under poll; here disconnect errors
+//!   (`ECONNRESET`, `ENOTCONN`, `ESHUTDOWN`, `ECONNABORTED`, `EPIPE`, `EBADF`) always go to
+//!   `handle_close`.
+//! * **No data lost on hang-up.** With poll/epoll, a hang-up that arrives with input still
+//!   queued keeps delivering read events until end of file; the close follows the data.
+//! * **No stale events** (bpo-30931): channels are keyed by generation-tagged tokens, not
+//!   fd numbers.
+//! * **`handle_close` at most once** (CPython calls it twice on EOF + `POLLHUP`), and the
+//!   channel is closed after it returns.
+//! * **`writable()` defaults to "connecting or output queued"**, not `true`: an idle
+//!   connected socket does not spin the loop at 100% CPU.
+//! * **No empty registrations**: a channel that wants neither reading nor writing is not
+//!   registered (epoll would report its hang-up forever).
+//! * **Connected before `handle_connect`**, so a `push` inside it goes out; output queued
+//!   before the connect completes is sent after it, never dropped on `ENOTCONN`.
+//! * **`recv` that would block returns 0** ("no data yet"), not an error; end of file is
+//!   told apart by [`Channel::is_eof`] and leads to `handle_close`.
+//! * **Errors and panics in `readable()`, `writable()` and `handle_error` stay inside the
+//!   loop**: that channel is closed and the event logged; other channels go on. Panics in
+//!   hooks are caught by default ([`EventLoop::set_catch_panics`]).
+//! * **Sub-millisecond timeouts round up**, never to a busy zero; `EINTR` is retried with
+//!   the remaining time.
+//! * **Real addresses**: [`Channel::local_addr`] asks the OS (after binding port 0, the
+//!   real port).
+//! * **Bounded chat input**: a maximum record size ([`Scanner::set_max_record`]); the chat
+//!   layer's default terminator is [`Terminator::None`] (CPython left it unset).
+//! * **Output queue**: pushing after `close_when_done` is an error, not a silent drop;
+//!   empty items never cause a zero-length send; output is written until the OS would
+//!   block, not one send per event.
+//! * **Scalable predicates**: by default ([`Mode::Scalable`]) `readable()`/`writable()` are
+//!   re-asked only for channels whose hooks ran or that were touched, so 10,000 idle
+//!   channels cost nothing per iteration; [`Mode::Exact`] asks every channel every
+//!   iteration, as asyncore did.
+//! * **Connect completion is reported on the next iteration**, also when connect(2)
+//!   succeeds at once: a hook cannot run inside [`Channel::connect`].
+//!
+//! # Platform
+//!
+//! Linux is the supported platform (select and poll are POSIX; the native backend is
+//! epoll, used through rustix). All OS-specific and `unsafe` code is in the private
+//! `sys` module.
+
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
