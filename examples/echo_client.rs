@@ -39,7 +39,9 @@ struct Client {
 
 impl Client {
     fn send_next(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
-        let msg: Vec<u8> = (0..self.size).map(|o| pattern(self.id, self.sent, o)).collect();
+        let msg: Vec<u8> = (0..self.size)
+            .map(|o| pattern(self.id, self.sent, o))
+            .collect();
         self.sent += 1;
         ctx.push_vec(msg)
     }
@@ -112,8 +114,14 @@ fn parse_args() -> io::Result<Args> {
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        let value = it.next().ok_or_else(|| invalid(format!("{flag} needs a value")))?;
-        let number = || value.parse::<usize>().map_err(|e| invalid(format!("{flag} {value}: {e}")));
+        let value = it
+            .next()
+            .ok_or_else(|| invalid(format!("{flag} needs a value")))?;
+        let number = || {
+            value
+                .parse::<usize>()
+                .map_err(|e| invalid(format!("{flag} {value}: {e}")))
+        };
         match flag.as_str() {
             "--addr" => args.addr = value.parse().map_err(|e| invalid(format!("--addr {value}: {e}")))?,
             "--backend" => args.backend = value.parse()?,

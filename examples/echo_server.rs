@@ -21,7 +21,12 @@ const MAX_QUEUED: usize = 256 * 1024;
 struct Listener;
 
 impl Dispatcher for Listener {
-    fn handle_accepted(&mut self, ctx: &mut Context<'_>, sock: Socket, _: SockAddr) -> io::Result<()> {
+    fn handle_accepted(
+        &mut self,
+        ctx: &mut Context<'_>,
+        sock: Socket,
+        _: SockAddr,
+    ) -> io::Result<()> {
         let mut ch = Channel::from_socket(sock)?;
         ch.set_nodelay(true)?;
         ctx.add(ch, Echo)?;
@@ -86,7 +91,10 @@ fn serve(args: Args) -> io::Result<()> {
     listener.set_reuse_addr()?;
     listener.bind(args.addr)?;
     listener.listen(1024)?;
-    let bound = listener.local_addr()?.as_socket().ok_or_else(|| io::Error::other("not an inet address"))?;
+    let bound = listener
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| io::Error::other("not an inet address"))?;
     let mut event_loop = EventLoop::with_backend(args.backend)?;
     event_loop.add(listener, Listener)?;
     println!("listening on {bound}");

@@ -151,7 +151,10 @@ impl Channel {
     pub fn create_socket(domain: Domain, ty: Type) -> io::Result<Channel> {
         let socket = Socket::new(domain, ty, None)?;
         socket.set_nonblocking(true)?;
-        Ok(Channel::with_handle(Handle::Socket(socket), State::Unconnected))
+        Ok(Channel::with_handle(
+            Handle::Socket(socket),
+            State::Unconnected,
+        ))
     }
 
     /// Wraps an existing socket: a std `TcpListener`, `TcpStream`, `UdpSocket`,
@@ -184,7 +187,12 @@ impl Channel {
             Ok(true) => State::Accepting,
             Ok(false) => match socket.peer_addr() {
                 Ok(_) => State::Connected,
-                Err(e) if matches!(Errno::from_io_error(&e), Some(Errno::NOTCONN | Errno::INVAL)) => {
+                Err(e)
+                    if matches!(
+                        Errno::from_io_error(&e),
+                        Some(Errno::NOTCONN | Errno::INVAL)
+                    ) =>
+                {
                     State::Unconnected
                 }
                 Err(e) => return Err(e),
@@ -726,7 +734,11 @@ impl fmt::Display for Channel {
         write!(f, "<{} {}", self.label, state)?;
         match &self.handle {
             Handle::Socket(s) => {
-                let addr = if self.state == State::Connected { s.peer_addr() } else { s.local_addr() };
+                let addr = if self.state == State::Connected {
+                    s.peer_addr()
+                } else {
+                    s.local_addr()
+                };
                 match addr {
                     Ok(a) => match (a.as_socket(), a.as_pathname()) {
                         (Some(sa), _) => write!(f, " {sa}")?,

@@ -162,9 +162,12 @@ impl Core {
             if !channel.registered.is_empty() {
                 // A failure here means the fd is already gone from the backend (closed
                 // behind our back); closing proceeds either way.
-                let _ = self
-                    .selector
-                    .update(fd, token.index as usize, channel.registered, Interest::NONE);
+                let _ = self.selector.update(
+                    fd,
+                    token.index as usize,
+                    channel.registered,
+                    Interest::NONE,
+                );
             }
         }
         channel.registered = Interest::NONE;

@@ -337,7 +337,10 @@ impl EventLoop {
         let want = match ask(&*entry.dispatcher, &entry.channel, catch) {
             Some(want) => want,
             None => {
-                log::error!("panic in readable()/writable(), closing channel {}", entry.channel);
+                log::error!(
+                    "panic in readable()/writable(), closing channel {}",
+                    entry.channel
+                );
                 if let Some(t) = entry.channel.token {
                     self.core.close(t);
                 }
@@ -384,4 +387,3 @@ impl std::fmt::Debug for EventLoop {
             .finish()
     }
 }
-

@@ -107,7 +107,6 @@ impl Ready {
     pub(crate) const fn intersects(self, other: Ready) -> bool {
         self.0 & other.0 != 0
     }
-
 }
 
 impl BitOr for Ready {
@@ -137,7 +136,10 @@ mod tests {
                 assert_eq!(i.is_empty(), !r && !w);
             }
         }
-        assert_eq!(Interest::READABLE | Interest::WRITABLE, Interest::from_flags(true, true));
+        assert_eq!(
+            Interest::READABLE | Interest::WRITABLE,
+            Interest::from_flags(true, true)
+        );
         let hup_in = Ready::HUP | Ready::READ;
         assert!(hup_in.intersects(Ready::HUP));
         assert!(!hup_in.intersects(Ready::ERR | Ready::NVAL));

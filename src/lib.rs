@@ -120,8 +120,8 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod chat;
 mod channel;
+pub mod chat;
 mod context;
 mod dispatcher;
 mod event_loop;

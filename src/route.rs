@@ -139,7 +139,10 @@ impl Router<'_> {
                 return self.settle();
             }
         }
-        if self.is_open() && !self.stopping_now() && (ready.intersects(Ready::WRITE) || (hup && wants.is_writable())) {
+        if self.is_open()
+            && !self.stopping_now()
+            && (ready.intersects(Ready::WRITE) || (hup && wants.is_writable()))
+        {
             self.write_event();
         }
         if self.is_open() && !self.stopping_now() && ready.intersects(Ready::PRI) {

@@ -9,7 +9,10 @@ use crate::producer::Producer;
 pub(crate) const DEFAULT_OUT_BUFFER: usize = 65536;
 
 enum Item {
-    Data { buf: Vec<u8>, sent: usize },
+    Data {
+        buf: Vec<u8>,
+        sent: usize,
+    },
     Producer(Box<dyn Producer>),
     /// asynchat's `None` in the FIFO: close once everything before it is sent.
     Close,
@@ -224,13 +227,15 @@ mod tests {
         assert_eq!(r.unwrap(), Flushed::Drained);
         assert_eq!(calls, 1);
         assert_eq!(out.len(), 1000);
-        assert!(q.is_empty() && q.len() == 0);
+        assert!(q.is_empty());
+        assert_eq!(q.len(), 0);
     }
 
     #[test]
     fn partial_writes_keep_order_and_resume() {
         let mut q = OutputQueue::default();
-        q.push_vec((0..200_000u32).map(|i| i as u8).collect()).unwrap();
+        q.push_vec((0..200_000u32).map(|i| i as u8).collect())
+            .unwrap();
         q.push_producer(Box::new(SimpleProducer::new(vec![7u8; 5000], 512).unwrap()))
             .unwrap();
         q.push(b"tail").unwrap();
@@ -260,7 +265,9 @@ mod tests {
         q.close_when_done();
         let err = q.push(b"late").unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
-        assert!(q.push_producer(Box::new(SimpleProducer::new(b"x".to_vec(), 1).unwrap())).is_err());
+        assert!(q
+            .push_producer(Box::new(SimpleProducer::new(b"x".to_vec(), 1).unwrap()))
+            .is_err());
         let (mut out, mut budget, mut calls) = (Vec::new(), usize::MAX, 0);
         let r = q.flush(writer(&mut out, usize::MAX, &mut budget, &mut calls));
         assert_eq!(r.unwrap(), Flushed::CloseReached);

@@ -18,7 +18,10 @@ struct Client {
 impl Dispatcher for Client {
     fn handle_connect(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
         self.log.push("client:connect");
-        assert!(ctx.is_connected(), "connected must be set before handle_connect");
+        assert!(
+            ctx.is_connected(),
+            "connected must be set before handle_connect"
+        );
         ctx.push(b"hello, ")?;
         ctx.push(b"world")
     }
@@ -53,21 +56,38 @@ fn round_trip(backend: Backend, server: Channel, addr: SockAddr, domain: Domain)
     client.connect(addr).unwrap();
     assert!(client.is_connecting() || client.is_connected());
     let client_token = ev
-        .add(client, Client { log: log.clone(), got: Vec::new(), expect: 12 })
+        .add(
+            client,
+            Client {
+                log: log.clone(),
+                got: Vec::new(),
+                expect: 12,
+            },
+        )
         .unwrap();
-    run_until(&mut ev, "client got its echo", |ev| !ev.contains(client_token));
+    run_until(&mut ev, "client got its echo", |ev| {
+        !ev.contains(client_token)
+    });
     assert_eq!(log.count("client:connect"), 1);
     assert_eq!(log.count("server:accepted"), 1);
     assert!(log.has("conn:read"));
     assert!(log.has("client:done"));
-    assert_eq!(log.count("client:close"), 0, "closing yourself does not call handle_close");
+    assert_eq!(
+        log.count("client:close"),
+        0,
+        "closing yourself does not call handle_close"
+    );
     // The server side sees end of file and closes once.
     run_until(&mut ev, "server side closed", |_| log.has("conn:close"));
     for _ in 0..3 {
         ev.poll_once(Some(util::STEP)).unwrap();
     }
     assert_eq!(log.count("conn:close"), 1);
-    assert!(!log.entries().iter().any(|e| e.contains("error")), "{:?}", log.entries());
+    assert!(
+        !log.entries().iter().any(|e| e.contains("error")),
+        "{:?}",
+        log.entries()
+    );
     assert_eq!(ev.len(), 1, "only the listener is left");
     ev.close_all();
     assert!(ev.is_empty());
@@ -133,7 +153,10 @@ fn wrap_std_sockets(backend: Backend) {
     })
     .collect::<Vec<_>>();
     use sockloop::State::*;
-    assert_eq!(states, [Accepting, Connected, Unconnected, Accepting, Connected]);
+    assert_eq!(
+        states,
+        [Accepting, Connected, Unconnected, Accepting, Connected]
+    );
     ev.run(Some(util::STEP), Some(2)).unwrap();
     assert_eq!(ev.len(), 5);
     let _ = std::fs::remove_file(&path);

@@ -90,12 +90,15 @@ impl std::str::FromStr for Backend {
     ///
     /// `InvalidInput` naming the allowed values for anything else.
     fn from_str(s: &str) -> io::Result<Backend> {
-        Backend::ALL.into_iter().find(|b| b.name() == s).ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("unknown backend {s:?}: expected one of select, poll, epoll"),
-            )
-        })
+        Backend::ALL
+            .into_iter()
+            .find(|b| b.name() == s)
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("unknown backend {s:?}: expected one of select, poll, epoll"),
+                )
+            })
     }
 }
 

@@ -42,7 +42,8 @@ impl Selector {
         // SAFETY: the pollfd outlives the borrow on paper only: the loop deregisters a
         // descriptor (removing this entry) before it closes it, and poll(2) reports a
         // descriptor closed behind the loop's back as POLLNVAL, never touching memory.
-        let fd: BorrowedFd<'static> = unsafe { BorrowedFd::borrow_raw(std::os::fd::AsRawFd::as_raw_fd(&fd)) };
+        let fd: BorrowedFd<'static> =
+            unsafe { BorrowedFd::borrow_raw(std::os::fd::AsRawFd::as_raw_fd(&fd)) };
         let slot = slot_of(&mut self.slots, key);
         match (*slot, new.is_empty()) {
             (0, true) => {}

@@ -30,7 +30,11 @@ pub const STEP: Duration = Duration::from_millis(10);
 
 /// Steps `event_loop` one iteration at a time until `cond` holds; fails the test with
 /// `what` after 5 seconds.
-pub fn run_until(event_loop: &mut EventLoop, what: &str, mut cond: impl FnMut(&mut EventLoop) -> bool) {
+pub fn run_until(
+    event_loop: &mut EventLoop,
+    what: &str,
+    mut cond: impl FnMut(&mut EventLoop) -> bool,
+) {
     let deadline = Instant::now() + Duration::from_secs(5);
     while !cond(event_loop) {
         assert!(Instant::now() < deadline, "timed out waiting for: {what}");
@@ -110,10 +114,21 @@ pub struct EchoServer {
 }
 
 impl Dispatcher for EchoServer {
-    fn handle_accepted(&mut self, ctx: &mut Context<'_>, sock: Socket, _addr: SockAddr) -> io::Result<()> {
+    fn handle_accepted(
+        &mut self,
+        ctx: &mut Context<'_>,
+        sock: Socket,
+        _addr: SockAddr,
+    ) -> io::Result<()> {
         self.log.push("server:accepted");
         let ch = Channel::from_socket(sock)?;
-        ctx.add(ch, Echo { log: self.log.clone(), name: "conn" })?;
+        ctx.add(
+            ch,
+            Echo {
+                log: self.log.clone(),
+                name: "conn",
+            },
+        )?;
         Ok(())
     }
     fn handle_close(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
