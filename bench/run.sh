@@ -202,7 +202,7 @@ for ((rep = 1; rep <= REPS; rep++)); do
                 continue
             fi
             rc=0
-            timeout --signal=KILL $((${DURATION%.*} + ${WARMUP%.*} + 400)) \
+            timeout --signal=KILL $((${DURATION%.*} + ${WARMUP%.*} + 700)) \
                 taskset -c "$CLIENT_CPU" "$LOADGEN" --addr "$SADDR" "${largs[@]}" \
                 --duration "$DURATION" --warmup "$WARMUP" --server-pid "$SPID" \
                 --server-cpu "$SERVER_CPU" --client-cpu "$CLIENT_CPU" \
@@ -221,7 +221,7 @@ echo "finished=$(date -u +%Y-%m-%dT%H:%M:%SZ)" >>"$RESULTS/meta.txt"
 
 if [[ $BUILD_SIZE == 1 ]]; then
     log "measuring clean build time and binary size (build_size.sh)"
-    SOCKLOOP_DIR=$ROOT "$BENCH/build_size.sh" "$RESULTS/build_size.json" ||
+    SOCKLOOP=$SOCKLOOP SOCKLOOP_DIR=$ROOT "$BENCH/build_size.sh" "$RESULTS/build_size.json" ||
         log "build_size.sh failed; the report will say so"
 fi
 

@@ -25,7 +25,13 @@
 //! Output: one JSON object on stdout. Server figures come from
 //! /proc/PID/stat (utime, stime, in clock ticks; ticks/s from the auxv
 //! AT_CLKTCK via rustix) sampled at the start and end of the measured window,
-//! and from VmHWM in /proc/PID/status at the end.
+//! and from VmHWM in /proc/PID/status at the end. With `--server-cpu` and
+//! `--client-cpu` it also reports how busy those CPUs were (from /proc/stat,
+//! softirq included), and `other_cpu_util` is the CPU (in cores) used by every
+//! other process during the window: a noisy-machine detector.
+//!
+//! Exit status: 0 after a measured run (errors are reported in the JSON, not
+//! by the exit status), 2 for bad arguments, 3 if setup timed out.
 
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
@@ -79,7 +85,7 @@ fn parse_args() -> Args {
     let mut server_pid = None;
     let mut server_cpu = None;
     let mut client_cpu = None;
-    let mut setup_timeout = 300.0f64;
+    let mut setup_timeout = 600.0f64;
 
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -220,6 +226,51 @@ fn proc_core_ticks(cpu: usize) -> Option<(u64, u64)> {
     Some((total - idle, total))
 }
 
+/// Task time (user + nice + system + steal) summed over all CPUs, in ticks.
+/// Excludes irq/softirq time, which the kernel keeps apart from any task.
+fn proc_all_task_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    // user nice system idle iowait irq softirq steal
+    Some(v.first()? + v.get(1)? + v.get(2)? + v.get(7).copied().unwrap_or(0))
+}
+
+/// Pids of the ksoftirqd threads: softirq work they pick up belongs to the
+/// benchmark, not to "other" load.
+fn ksoftirqd_pids() -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| {
+        let name = e.ok()?.file_name().into_string().ok()?;
+        name.bytes().all(|b| b.is_ascii_digit()).then_some(())?;
+        let comm = std::fs::read_to_string(format!("/proc/{name}/comm")).ok()?;
+        comm.starts_with("ksoftirqd/").then_some(name)
+    })
+    .collect()
+}
+
+/// CPU ticks used by everything except the server, this process and
+/// ksoftirqd: background load that competes with the benchmark.
+fn other_ticks(spid: Option<u32>, ksoft: &[String]) -> Option<u64> {
+    let all = proc_all_task_ticks()?;
+    let own = proc_cpu_ticks("self").map_or(0, |(u, s)| u + s);
+    let srv = spid
+        .and_then(|p| proc_cpu_ticks(&p.to_string()))
+        .map_or(0, |(u, s)| u + s);
+    let ks: u64 = ksoft
+        .iter()
+        .filter_map(|p| proc_cpu_ticks(p))
+        .map(|(u, s)| u + s)
+        .sum();
+    Some(all.saturating_sub(own + srv + ks))
+}
+
 fn core_busy(a: Option<(u64, u64)>, b: Option<(u64, u64)>) -> Option<f64> {
     let ((b0, t0), (b1, t1)) = (a?, b?);
     (t1 > t0).then(|| (b1 - b0) as f64 / (t1 - t0) as f64)
@@ -240,8 +291,22 @@ fn raise_nofile(need: u64) {
     }
     let max = cur.maximum.map_or(want, |m| m.max(want));
     // Raising the hard limit needs CAP_SYS_RESOURCE; fall back to the hard limit.
-    if setrlimit(Resource::Nofile, Rlimit { current: Some(want), maximum: Some(max) }).is_err() {
-        let _ = setrlimit(Resource::Nofile, Rlimit { current: cur.maximum, maximum: cur.maximum });
+    if setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: Some(want),
+            maximum: Some(max),
+        },
+    )
+    .is_err()
+    {
+        let _ = setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: cur.maximum,
+                maximum: cur.maximum,
+            },
+        );
     }
     let now = getrlimit(Resource::Nofile).current;
     if now.is_some_and(|c| c < want) {
@@ -392,7 +457,13 @@ impl Gen {
 
     /// Handles one event. Returns the connection if it is finished or
     /// failed (its slot is then empty); the caller drops it.
-    fn on_event(&mut self, slot: usize, readable: bool, writable: bool, buf: &mut [u8]) -> Option<Conn> {
+    fn on_event(
+        &mut self,
+        slot: usize,
+        readable: bool,
+        writable: bool,
+        buf: &mut [u8],
+    ) -> Option<Conn> {
         let mut c = self.slots[slot].take().expect("live slot");
         if self.drive(&mut c, readable, writable, buf) {
             self.slots[slot] = Some(c);
@@ -401,7 +472,7 @@ impl Gen {
         if c.state == State::Connecting {
             self.connecting -= 1;
         }
-        if c.kind == Kind::Idle && c.recvd == 0 {
+        if c.kind == Kind::Idle && !c.inflight.is_empty() {
             self.idle_done += 1; // failed before its handshake: stop waiting for it
         }
         Some(c)
@@ -537,7 +608,13 @@ impl Gen {
 
     fn flush(&mut self, c: &mut Conn) -> bool {
         while c.sent < c.target {
-            let len = ((c.target - c.sent) as usize).min(PAT_EXTRA);
+            // Bulk writes one chunk per call; ping-pong hands every queued
+            // message to the kernel at once.
+            let max = match self.args.mode {
+                Mode::Bulk => self.args.size.min(PAT_EXTRA),
+                _ => PAT_EXTRA,
+            };
+            let len = ((c.target - c.sent) as usize).min(max);
             let data = self.pat.slice(c.pat_off, c.sent, len);
             match c.stream.write(data) {
                 Ok(0) => {
@@ -609,6 +686,8 @@ fn main() {
     let mut srv0 = None;
     let mut cli0 = None;
     let mut score0 = None;
+    let mut other0 = None;
+    let ksoft = ksoftirqd_pids();
     let mut ccore0 = None;
     let mut setup_s = 0.0;
     let mut setup_failed = false;
@@ -620,7 +699,8 @@ fn main() {
             Phase::SetupIdle => {
                 // At most MAX_CONNECTING handshakes outstanding, so the
                 // server's listen backlog never overflows.
-                while g.idle_started < g.args.idle && g.idle_started - g.idle_done < MAX_CONNECTING {
+                while g.idle_started < g.args.idle && g.idle_started - g.idle_done < MAX_CONNECTING
+                {
                     g.idle_started += 1;
                     if !g.connect(None, Kind::Idle) {
                         g.idle_done += 1; // counted as an error; don't wait for it
@@ -657,6 +737,7 @@ fn main() {
                     srv0 = server_ticks(spid);
                     cli0 = proc_cpu_ticks("self");
                     score0 = g.args.server_cpu.and_then(proc_core_ticks);
+                    other0 = other_ticks(spid, &ksoft);
                     ccore0 = g.args.client_cpu.and_then(proc_core_ticks);
                     continue;
                 }
@@ -667,7 +748,9 @@ fn main() {
                 }
             }
         }
-        if g.phase < Phase::Warmup && now.duration_since(t_begin).as_secs_f64() > g.args.setup_timeout {
+        if g.phase < Phase::Warmup
+            && now.duration_since(t_begin).as_secs_f64() > g.args.setup_timeout
+        {
             eprintln!(
                 "loadgen: setup timed out: idle {}/{} done, active {}/{} started, {} connecting",
                 g.idle_done, g.args.idle, g.active_started, g.args.conns, g.connecting
@@ -684,7 +767,10 @@ fn main() {
         }
 
         let timeout = if g.empty_slots.is_empty() { 20 } else { 1 };
-        if let Err(e) = g.poll.poll(&mut events, Some(Duration::from_millis(timeout))) {
+        if let Err(e) = g
+            .poll
+            .poll(&mut events, Some(Duration::from_millis(timeout)))
+        {
             if e.kind() != ErrorKind::Interrupted {
                 die(&format!("poll: {e}"));
             }
@@ -712,6 +798,7 @@ fn main() {
     let srv1 = server_ticks(spid);
     let cli1 = proc_cpu_ticks("self");
     let score1 = g.args.server_cpu.and_then(proc_core_ticks);
+    let other1 = other_ticks(spid, &ksoft);
     let ccore1 = g.args.client_cpu.and_then(proc_core_ticks);
     let hwm = spid.and_then(proc_vm_hwm_kb);
 
@@ -753,7 +840,14 @@ fn main() {
         ("window_s", format!("{window:.3}")),
         ("setup_s", format!("{setup_s:.3}")),
         ("setup_failed", setup_failed.to_string()),
-        ("msgs", if measured { msgs.to_string() } else { "null".into() }),
+        (
+            "msgs",
+            if measured {
+                msgs.to_string()
+            } else {
+                "null".into()
+            },
+        ),
         ("msgs_per_sec", jnum(rate(msgs as f64))),
         ("mb_per_sec", jnum(rate(bytes as f64 / 1e6))),
         ("p50_us", jnum(percentile_us(&samples, 0.50))),
@@ -766,13 +860,34 @@ fn main() {
         ("server_sys_s", jnum(srv_sys)),
         ("server_cpu_util", jnum(srv_cpu.map(|c| c / window))),
         ("server_cpu_us_per_msg", jnum(cpu_per_msg)),
-        ("server_peak_rss_kb", hwm.map_or("null".into(), |v| v.to_string())),
+        (
+            "server_peak_rss_kb",
+            hwm.map_or("null".into(), |v| v.to_string()),
+        ),
         ("client_cpu_util", jnum(cli_cpu.map(|c| c / window))),
-        ("server_core_busy", jnum(core_busy(score0, score1).filter(|_| measured))),
-        ("client_core_busy", jnum(core_busy(ccore0, ccore1).filter(|_| measured))),
+        (
+            "server_core_busy",
+            jnum(core_busy(score0, score1).filter(|_| measured)),
+        ),
+        (
+            "client_core_busy",
+            jnum(core_busy(ccore0, ccore1).filter(|_| measured)),
+        ),
+        (
+            "other_cpu_util",
+            jnum(match (other0, other1) {
+                (Some(a), Some(b)) if measured => {
+                    Some(b.saturating_sub(a) as f64 / clk_tck / window)
+                }
+                _ => None,
+            }),
+        ),
         ("clk_tck", format!("{clk_tck}")),
     ];
-    let body: Vec<String> = fields.iter().map(|(k, v)| format!("\"{k}\": {v}")).collect();
+    let body: Vec<String> = fields
+        .iter()
+        .map(|(k, v)| format!("\"{k}\": {v}"))
+        .collect();
     println!("{{{}}}", body.join(", "));
     if setup_failed {
         std::process::exit(3);

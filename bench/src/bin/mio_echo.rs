@@ -114,7 +114,8 @@ fn parse_addr() -> SocketAddr {
             usage(&format!("unknown argument {a}"));
         }
     }
-    addr.parse().unwrap_or_else(|e| usage(&format!("bad --addr {addr}: {e}")))
+    addr.parse()
+        .unwrap_or_else(|e| usage(&format!("bad --addr {addr}: {e}")))
 }
 
 fn usage(msg: &str) -> ! {
