@@ -134,7 +134,7 @@ mod sys;
 mod token;
 
 pub use channel::{is_disconnect, Channel, State};
-pub use chat::{Piece, Scanner, Terminator};
+pub use chat::{AsyncChat, ChatContext, ChatHandler, Piece, Scanner, Scripted, Terminator};
 pub use context::Context;
 pub use dispatcher::Dispatcher;
 pub use event_loop::{EventLoop, Mode};

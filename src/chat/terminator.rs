@@ -278,6 +278,13 @@ pub struct Scanner {
     record: usize,
 }
 
+/// A piece as positions in the buffer, so the scanner is not borrowed while deciding.
+#[derive(Clone, Copy)]
+enum Raw {
+    Data(usize, usize),
+    Terminator,
+}
+
 /// What the next call to `next_piece` does, decided before mutating.
 enum Step {
     NeedMore,
@@ -462,10 +469,32 @@ impl Scanner {
     /// # std::io::Result::Ok(())
     /// ```
     pub fn next_piece(&mut self) -> io::Result<Option<Piece<'_>>> {
+        Ok(self.advance()?.map(|raw| self.piece(raw)))
+    }
+
+    /// [`next_piece`](Scanner::next_piece) and the terminator after it, borrowed together:
+    /// the chat glue hands both to a callback.
+    pub(crate) fn next_piece_with_terminator(
+        &mut self,
+    ) -> io::Result<Option<(Piece<'_>, &Terminator)>> {
+        Ok(self
+            .advance()?
+            .map(|raw| (self.piece(raw), &self.terminator)))
+    }
+
+    fn piece(&self, raw: Raw) -> Piece<'_> {
+        match raw {
+            Raw::Terminator => Piece::Terminator,
+            Raw::Data(from, to) => Piece::Data(&self.buf[from..to]),
+        }
+    }
+
+    /// Takes the next piece, as positions in `buf`.
+    fn advance(&mut self) -> io::Result<Option<Raw>> {
         if let Some(skip) = self.pending.take() {
             self.start += skip;
             self.record = 0;
-            return Ok(Some(Piece::Terminator));
+            return Ok(Some(Raw::Terminator));
         }
         let live = &self.buf[self.start..];
         let step = match &self.terminator {
@@ -497,7 +526,7 @@ impl Scanner {
             Step::Terminator(skip) => {
                 self.start += skip;
                 self.record = 0;
-                return Ok(Some(Piece::Terminator));
+                return Ok(Some(Raw::Terminator));
             }
             Step::Data(n) => (n, None),
             Step::DataThenTerminator(n, skip) => (n, Some(skip)),
@@ -508,7 +537,7 @@ impl Scanner {
         self.pending = pending;
         let from = self.start;
         self.start += n;
-        Ok(Some(Piece::Data(&self.buf[from..from + n])))
+        Ok(Some(Raw::Data(from, from + n)))
     }
 
     /// Applies the record limit to `n` bytes of record data about to be

@@ -1,0 +1,455 @@
+//! `AsyncChat`: a [`ChatHandler`] on a channel (asynchat's `async_chat`).
+
+use std::cell::Cell;
+use std::fmt;
+use std::io;
+
+use crate::channel::Channel;
+use crate::chat::handler::{ChatContext, ChatHandler, Io, Staged};
+use crate::chat::{Piece, Scanner, Terminator};
+use crate::context::Context;
+use crate::dispatcher::Dispatcher;
+
+/// asynchat's `async_chat`: a [`Dispatcher`] that splits input at a [`Terminator`] for a
+/// [`ChatHandler`] and queues its output.
+///
+/// Add it to a loop like any dispatcher. On each read event it receives up to
+/// [`in_buffer_size`](AsyncChat::in_buffer_size) bytes (one `recv` into a buffer it
+/// reuses), feeds them to its [`Scanner`] and makes the handler's callbacks until the
+/// input is used up. Output pushed by the handler goes to the channel's queue
+/// ([`Channel::push`]): sent at once as far as the socket takes it, the rest on write
+/// events until the socket would block, never as a zero-length send.
+///
+/// # Input
+///
+/// Exactly asynchat's algorithm (see [`Scanner`]): data before a bytes terminator goes to
+/// [`collect_incoming_data`](ChatHandler::collect_incoming_data), then
+/// [`found_terminator`](ChatHandler::found_terminator) runs; an empty record is a
+/// `found_terminator` alone; a partial terminator at the end of a read is kept for the
+/// next; a count terminator counts down across reads; `None` delivers everything. A
+/// terminator set in a callback applies to the rest of the same read.
+///
+/// Parsing stops as soon as the channel is closed (a **fix**: asynchat went on calling
+/// the handler of a closed channel), and also once the handler called
+/// [`close_when_done`](ChatContext::close_when_done): input after that is read and dropped,
+/// so the peer is not answered with a reset while the last reply is still being sent.
+///
+/// # Record limit
+///
+/// [`set_max_record`](AsyncChat::set_max_record) bounds a [`Terminator::Bytes`] record.
+/// A record over the limit: its first `max` bytes are delivered, then
+/// [`handle_record_too_long`](ChatHandler::handle_record_too_long) runs with an
+/// [`io::ErrorKind::InvalidData`] error. By default that error goes to
+/// [`handle_error`](ChatHandler::handle_error), which logs it and closes this channel
+/// (through [`handle_close`](ChatHandler::handle_close)); other channels are not affected.
+/// A handler that returns `Ok(())` from `handle_record_too_long` keeps the channel: the rest
+/// of the record is skipped up to its terminator. Either way the memory held for the
+/// record stays bounded by the limit plus one read.
+///
+/// # Back-pressure
+///
+/// While the channel's unsent output ([`Channel::pending_output`]) is over the high-water
+/// mark, `readable()` is false: the loop stops reading from the peer, so a peer that sends
+/// requests without reading the replies cannot make the queue grow without bound. Reading
+/// resumes once the queue is at or below the low-water mark. Defaults:
+/// [`DEFAULT_WATERMARKS`](AsyncChat::DEFAULT_WATERMARKS) (64 KiB low, 256 KiB high);
+/// [`set_watermarks`](AsyncChat::set_watermarks) changes or disables them. Bytes a producer
+/// has not produced yet are not counted.
+///
+/// # Differences from asynchat
+///
+/// * The default terminator is [`Terminator::None`] (CPython leaves it unset).
+/// * No input is delivered after the channel closed or after `close_when_done`.
+/// * Pushing after `close_when_done` is an error, not a silent drop.
+/// * Record limit and watermarks, above, are additions.
+/// * Output is written until the socket would block, not one send per write event.
+///
+/// # Examples
+///
+/// A line echo server's connections:
+///
+/// ```
+/// use std::io;
+/// use sockloop::chat::{AsyncChat, ChatContext, ChatHandler, Terminator};
+/// use sockloop::{Channel, Context, Dispatcher, EventLoop, SockAddr, Socket};
+///
+/// #[derive(Default)]
+/// struct EchoLines(Vec<u8>);
+///
+/// impl ChatHandler for EchoLines {
+///     fn collect_incoming_data(&mut self, _: &mut ChatContext<'_, '_>, data: &[u8]) -> io::Result<()> {
+///         self.0.extend_from_slice(data);
+///         Ok(())
+///     }
+///     fn found_terminator(&mut self, ctx: &mut ChatContext<'_, '_>) -> io::Result<()> {
+///         let mut line = std::mem::take(&mut self.0);
+///         line.extend_from_slice(b"\r\n");
+///         ctx.push_vec(line)
+///     }
+/// }
+///
+/// struct Server;
+///
+/// impl Dispatcher for Server {
+///     fn handle_accepted(&mut self, ctx: &mut Context<'_>, sock: Socket, _: SockAddr) -> io::Result<()> {
+///         let mut chat = AsyncChat::new(EchoLines::default());
+///         chat.set_terminator(Terminator::Bytes(b"\r\n".to_vec()))?;
+///         chat.set_max_record(Some(1024));
+///         ctx.add(Channel::from_socket(sock)?, chat)?;
+///         Ok(())
+///     }
+/// }
+///
+/// let mut event_loop = EventLoop::new()?;
+/// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+/// event_loop.add(Channel::from_socket(listener)?, Server)?;
+/// # std::io::Result::Ok(())
+/// ```
+pub struct AsyncChat<H> {
+    handler: H,
+    pub(crate) scanner: Scanner,
+    staged: Staged,
+    in_buf: Vec<u8>,
+    in_buffer_size: usize,
+    max_record: Option<usize>,
+    /// Dropping the rest of an over-long record (the scanner's limit is lifted meanwhile).
+    skipping: bool,
+    watermarks: Option<(usize, usize)>,
+    paused: Cell<bool>,
+}
+
+impl<H: ChatHandler> AsyncChat<H> {
+    /// asynchat's `ac_in_buffer_size`: the most one read event receives.
+    pub const DEFAULT_IN_BUFFER_SIZE: usize = 65536;
+
+    /// The default output watermarks, `(low, high)`: 64 KiB and 256 KiB.
+    pub const DEFAULT_WATERMARKS: (usize, usize) = (64 * 1024, 256 * 1024);
+
+    /// Wraps `handler` with terminator [`Terminator::None`], no record limit, a 64 KiB
+    /// input buffer and the default watermarks.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io;
+    /// use sockloop::chat::{AsyncChat, ChatContext, ChatHandler, Terminator};
+    ///
+    /// struct Sink;
+    /// impl ChatHandler for Sink {
+    ///     fn collect_incoming_data(&mut self, _: &mut ChatContext<'_, '_>, _: &[u8]) -> io::Result<()> { Ok(()) }
+    ///     fn found_terminator(&mut self, _: &mut ChatContext<'_, '_>) -> io::Result<()> { Ok(()) }
+    /// }
+    ///
+    /// let chat = AsyncChat::new(Sink);
+    /// assert_eq!(chat.get_terminator(), &Terminator::None);
+    /// assert_eq!(chat.in_buffer_size(), 65536);
+    /// assert_eq!(chat.watermarks(), Some((65536, 262144)));
+    /// ```
+    pub fn new(handler: H) -> AsyncChat<H> {
+        AsyncChat {
+            handler,
+            scanner: Scanner::new(),
+            staged: Staged::default(),
+            in_buf: Vec::new(),
+            in_buffer_size: Self::DEFAULT_IN_BUFFER_SIZE,
+            max_record: None,
+            skipping: false,
+            watermarks: Some(Self::DEFAULT_WATERMARKS),
+            paused: Cell::new(false),
+        }
+    }
+
+    /// The handler.
+    pub fn handler(&self) -> &H {
+        &self.handler
+    }
+
+    /// The handler, mutably.
+    pub fn handler_mut(&mut self) -> &mut H {
+        &mut self.handler
+    }
+
+    /// Unwraps the handler.
+    pub fn into_handler(self) -> H {
+        self.handler
+    }
+
+    /// Sets the terminator (asynchat's `set_terminator`); inside callbacks use
+    /// [`ChatContext::set_terminator`].
+    ///
+    /// # Errors
+    ///
+    /// [`io::ErrorKind::InvalidInput`] for an empty [`Terminator::Bytes`].
+    pub fn set_terminator(&mut self, terminator: Terminator) -> io::Result<()> {
+        self.scanner.set_terminator(terminator)?;
+        self.skipping = false;
+        self.scanner.set_max_record(self.max_record);
+        Ok(())
+    }
+
+    /// The current terminator (asynchat's `get_terminator`).
+    pub fn get_terminator(&self) -> &Terminator {
+        self.scanner.terminator()
+    }
+
+    /// Sets the longest [`Terminator::Bytes`] record accepted, not counting the
+    /// terminator; `None` (the default) means no limit. See "Record limit" above.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io;
+    /// use sockloop::chat::{AsyncChat, ChatContext, ChatHandler, Scripted, Terminator};
+    ///
+    /// struct Lines(Vec<Vec<u8>>, Vec<u8>);
+    /// impl ChatHandler for Lines {
+    ///     fn collect_incoming_data(&mut self, _: &mut ChatContext<'_, '_>, d: &[u8]) -> io::Result<()> {
+    ///         self.1.extend_from_slice(d);
+    ///         Ok(())
+    ///     }
+    ///     fn found_terminator(&mut self, _: &mut ChatContext<'_, '_>) -> io::Result<()> {
+    ///         self.0.push(std::mem::take(&mut self.1));
+    ///         Ok(())
+    ///     }
+    ///     fn handle_record_too_long(&mut self, ctx: &mut ChatContext<'_, '_>, _: io::Error) -> io::Result<()> {
+    ///         self.1.clear();
+    ///         ctx.push(b"too long\n") // and skip to the next line
+    ///     }
+    /// }
+    ///
+    /// let mut chat = AsyncChat::new(Lines(Vec::new(), Vec::new()));
+    /// chat.set_terminator(Terminator::Bytes(b"\n".to_vec()))?;
+    /// chat.set_max_record(Some(4));
+    /// let mut script = Scripted::new(chat);
+    /// script.feed(b"abcd\nabcdefgh\nok\n")?;
+    /// assert_eq!(script.take_output(), b"too long\n");
+    /// assert_eq!(script.handler().0, [&b"abcd"[..], b"ok"]);
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn set_max_record(&mut self, max: Option<usize>) {
+        self.max_record = max;
+        if !self.skipping {
+            self.scanner.set_max_record(max);
+        }
+    }
+
+    /// The record limit.
+    pub fn max_record(&self) -> Option<usize> {
+        self.max_record
+    }
+
+    /// asynchat's `ac_in_buffer_size`: the most bytes one read event receives.
+    pub fn in_buffer_size(&self) -> usize {
+        self.in_buffer_size
+    }
+
+    /// Sets [`in_buffer_size`](AsyncChat::in_buffer_size). (The output side,
+    /// `ac_out_buffer_size`, belongs to the channel: [`Channel::set_out_buffer_size`].)
+    ///
+    /// # Errors
+    ///
+    /// [`io::ErrorKind::InvalidInput`] for 0.
+    pub fn set_in_buffer_size(&mut self, size: usize) -> io::Result<()> {
+        if size == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "input buffer size must be at least 1 byte (asynchat's default is 65536)",
+            ));
+        }
+        self.in_buffer_size = size;
+        self.in_buf = Vec::new();
+        Ok(())
+    }
+
+    /// The output watermarks `(low, high)`, or `None` if reading never pauses.
+    pub fn watermarks(&self) -> Option<(usize, usize)> {
+        self.watermarks
+    }
+
+    /// Sets the output watermarks `(low, high)` in bytes: reading from the peer pauses
+    /// while more than `high` bytes are unsent, and resumes once at most `low` are.
+    /// `None` disables the pause. See "Back-pressure" above.
+    ///
+    /// # Errors
+    ///
+    /// [`io::ErrorKind::InvalidInput`] if `low > high`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::io;
+    /// # use sockloop::chat::{AsyncChat, ChatContext, ChatHandler};
+    /// # struct Sink;
+    /// # impl ChatHandler for Sink {
+    /// #     fn collect_incoming_data(&mut self, _: &mut ChatContext<'_, '_>, _: &[u8]) -> io::Result<()> { Ok(()) }
+    /// #     fn found_terminator(&mut self, _: &mut ChatContext<'_, '_>) -> io::Result<()> { Ok(()) }
+    /// # }
+    /// let mut chat = AsyncChat::new(Sink);
+    /// chat.set_watermarks(Some((1024, 8192)))?;
+    /// assert!(chat.set_watermarks(Some((2, 1))).is_err());
+    /// chat.set_watermarks(None)?;
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn set_watermarks(&mut self, watermarks: Option<(usize, usize)>) -> io::Result<()> {
+        if let Some((low, high)) = watermarks {
+            if low > high {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("low-water mark {low} is above the high-water mark {high}: need low <= high"),
+                ));
+            }
+        }
+        self.watermarks = watermarks;
+        self.paused.set(false);
+        Ok(())
+    }
+
+    /// True while reading is paused because too much output is unsent.
+    pub fn is_reading_paused(&self) -> bool {
+        self.paused.get()
+    }
+
+    /// Updates and returns the pause state for `pending` unsent bytes.
+    fn pause_for(&self, pending: usize) -> bool {
+        let paused = match self.watermarks {
+            None => false,
+            Some((low, _)) if self.paused.get() => pending > low,
+            Some((_, high)) => pending > high,
+        };
+        self.paused.set(paused);
+        paused
+    }
+
+    /// The buffer one read event receives into, `in_buffer_size` long.
+    fn in_buf(&mut self) -> &mut [u8] {
+        if self.in_buf.len() != self.in_buffer_size {
+            self.in_buf = vec![0; self.in_buffer_size];
+        }
+        &mut self.in_buf
+    }
+
+    /// Runs one handler hook with a [`ChatContext`], then applies what it staged.
+    pub(crate) fn call<R>(
+        &mut self,
+        io: Io<'_, '_>,
+        hook: impl FnOnce(&mut H, &mut ChatContext<'_, '_>) -> io::Result<R>,
+    ) -> io::Result<R> {
+        let mut ctx = ChatContext {
+            io,
+            terminator: self.scanner.terminator(),
+            max_record: self.max_record,
+            staged: &mut self.staged,
+        };
+        let result = hook(&mut self.handler, &mut ctx);
+        self.apply_staged()?;
+        result
+    }
+
+    fn apply_staged(&mut self) -> io::Result<()> {
+        let staged = std::mem::take(&mut self.staged);
+        if let Some(max) = staged.max_record {
+            self.max_record = max;
+        }
+        if staged.discard_input {
+            self.scanner.discard();
+        }
+        if let Some(t) = staged.terminator {
+            self.scanner.set_terminator(t)?;
+            self.skipping = false;
+        }
+        if !self.skipping {
+            self.scanner.set_max_record(self.max_record);
+        }
+        Ok(())
+    }
+
+    /// Makes the callbacks for the input buffered in the scanner, until it is used up or
+    /// the channel stops taking input.
+    pub(crate) fn deliver(&mut self, io: &mut Io<'_, '_>) -> io::Result<()> {
+        loop {
+            if io.stops_input() {
+                self.scanner.discard();
+                return Ok(());
+            }
+            let (piece, terminator) = match self.scanner.next_piece_with_terminator() {
+                Ok(Some(next)) => next,
+                Ok(None) => return Ok(()),
+                Err(err) => {
+                    // Over the limit: from now on drop the record's rest (the scanner's
+                    // error is sticky, so lift its limit), and let the handler decide.
+                    self.skipping = true;
+                    self.scanner.set_max_record(None);
+                    self.call(io.reborrow(), |h, ctx| h.handle_record_too_long(ctx, err))?;
+                    continue;
+                }
+            };
+            if self.skipping {
+                if piece == Piece::Terminator {
+                    self.skipping = false;
+                    self.scanner.set_max_record(self.max_record);
+                }
+                continue;
+            }
+            let mut ctx = ChatContext {
+                io: io.reborrow(),
+                terminator,
+                max_record: self.max_record,
+                staged: &mut self.staged,
+            };
+            let result = match piece {
+                Piece::Data(data) => self.handler.collect_incoming_data(&mut ctx, data),
+                Piece::Terminator => self.handler.found_terminator(&mut ctx),
+            };
+            self.apply_staged()?;
+            result?;
+        }
+    }
+}
+
+impl<H: ChatHandler> Dispatcher for AsyncChat<H> {
+    /// False while the output queue is over the high-water mark, until it drains to the
+    /// low-water mark.
+    fn readable(&self, channel: &Channel) -> bool {
+        !self.pause_for(channel.pending_output())
+    }
+
+    fn handle_connect(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+        self.call(Io::Loop(ctx), |h, ctx| h.handle_connect(ctx))
+    }
+
+    /// One `recv` of up to `in_buffer_size` bytes, then the callbacks for it.
+    fn handle_read(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+        let n = ctx.recv(self.in_buf())?;
+        if n == 0 {
+            return Ok(()); // nothing yet, or end of file (the loop closes then)
+        }
+        self.scanner.feed(&self.in_buf[..n]);
+        self.deliver(&mut Io::Loop(ctx))
+    }
+
+    /// Sends queued output until the socket would block.
+    fn handle_write(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+        ctx.flush()
+    }
+
+    fn handle_close(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+        self.call(Io::Loop(ctx), |h, ctx| h.handle_close(ctx))
+    }
+
+    fn handle_error(&mut self, ctx: &mut Context<'_>, err: io::Error) -> io::Result<()> {
+        self.call(Io::Loop(ctx), |h, ctx| h.handle_error(ctx, err))
+    }
+}
+
+impl<H> fmt::Debug for AsyncChat<H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncChat")
+            .field("terminator", self.scanner.terminator())
+            .field("buffered", &self.scanner.buffered())
+            .field("max_record", &self.max_record)
+            .field("in_buffer_size", &self.in_buffer_size)
+            .field("watermarks", &self.watermarks)
+            .field("reading_paused", &self.paused.get())
+            .finish()
+    }
+}

@@ -1,0 +1,407 @@
+//! What a chat protocol implements ([`ChatHandler`]) and what its callbacks receive
+//! ([`ChatContext`]).
+
+use std::io;
+
+use crate::channel::Channel;
+use crate::chat::script::ScriptPeer;
+use crate::chat::Terminator;
+use crate::context::Context;
+use crate::producer::Producer;
+use crate::token::Token;
+
+/// A protocol on top of [`AsyncChat`](crate::chat::AsyncChat): asynchat's
+/// `collect_incoming_data` / `found_terminator` pair, plus the channel hooks a protocol
+/// usually needs, with the same names.
+///
+/// The glue calls [`collect_incoming_data`](ChatHandler::collect_incoming_data) with the
+/// bytes of the current record (possibly in several pieces, never an empty one) and
+/// [`found_terminator`](ChatHandler::found_terminator) when the current
+/// [`Terminator`] is reached, exactly as asynchat does (see
+/// [`Scanner`](crate::chat::Scanner) for the algorithm). Both receive a [`ChatContext`]:
+/// change the terminator there, push replies, close.
+///
+/// The same handler runs on a real channel in an [`EventLoop`](crate::EventLoop) and on a
+/// [`Scripted`](crate::chat::Scripted) transport in tests, with no socket at all.
+///
+/// # Examples
+///
+/// A line protocol that answers every line with its length:
+///
+/// ```
+/// use std::io;
+/// use sockloop::chat::{AsyncChat, ChatContext, ChatHandler, Scripted, Terminator};
+///
+/// #[derive(Default)]
+/// struct Lengths {
+///     line: Vec<u8>,
+/// }
+///
+/// impl ChatHandler for Lengths {
+///     fn collect_incoming_data(&mut self, _: &mut ChatContext<'_, '_>, data: &[u8]) -> io::Result<()> {
+///         self.line.extend_from_slice(data);
+///         Ok(())
+///     }
+///     fn found_terminator(&mut self, ctx: &mut ChatContext<'_, '_>) -> io::Result<()> {
+///         let n = std::mem::take(&mut self.line).len();
+///         ctx.push(format!("{n}\n").as_bytes())
+///     }
+/// }
+///
+/// let mut chat = AsyncChat::new(Lengths::default());
+/// chat.set_terminator(Terminator::Bytes(b"\n".to_vec()))?;
+/// let mut script = Scripted::new(chat);
+/// script.feed(b"hello\nwor")?;
+/// script.feed(b"ld\n\n")?;
+/// assert_eq!(script.take_output(), b"5\n5\n0\n");
+/// # std::io::Result::Ok(())
+/// ```
+pub trait ChatHandler: 'static {
+    /// Bytes of the current record arrived (asynchat's `collect_incoming_data`). Never
+    /// called with an empty slice; a record may come in several calls.
+    ///
+    /// # Errors
+    ///
+    /// An error stops parsing and is routed like any hook error (to
+    /// [`handle_error`](ChatHandler::handle_error), or to
+    /// [`handle_close`](ChatHandler::handle_close) for a disconnect).
+    fn collect_incoming_data(
+        &mut self,
+        ctx: &mut ChatContext<'_, '_>,
+        data: &[u8],
+    ) -> io::Result<()>;
+
+    /// The terminator was reached (asynchat's `found_terminator`). A terminator set here
+    /// applies to the rest of the input already received.
+    ///
+    /// # Errors
+    ///
+    /// As [`collect_incoming_data`](ChatHandler::collect_incoming_data).
+    fn found_terminator(&mut self, ctx: &mut ChatContext<'_, '_>) -> io::Result<()>;
+
+    /// An outgoing connect completed (asyncore's `handle_connect`). Default: nothing.
+    /// Accepted channels get no such call: whoever accepts them can push a greeting
+    /// with [`Channel::push`] before adding the channel.
+    ///
+    /// # Errors
+    ///
+    /// Routed like any hook error.
+    fn handle_connect(&mut self, ctx: &mut ChatContext<'_, '_>) -> io::Result<()> {
+        let _ = ctx;
+        Ok(())
+    }
+
+    /// A record went over the limit set by
+    /// [`AsyncChat::set_max_record`](crate::chat::AsyncChat::set_max_record). Its first
+    /// `max` bytes were already delivered to
+    /// [`collect_incoming_data`](ChatHandler::collect_incoming_data); `err` is an
+    /// [`io::ErrorKind::InvalidData`] error saying so.
+    ///
+    /// Default: return `err`, which goes to [`handle_error`](ChatHandler::handle_error);
+    /// its default logs it and returns it, so the loop runs
+    /// [`handle_close`](ChatHandler::handle_close), which closes the channel. Only this
+    /// channel is affected.
+    ///
+    /// Return `Ok(())` to keep the channel: the rest of the over-long record, up to and
+    /// including its terminator, is then read and dropped (memory stays bounded), no
+    /// `found_terminator` is called for it, and parsing resumes with the next record.
+    /// Drop what you collected of the record here. Setting a terminator in this hook ends
+    /// the skipping at once: parsing continues with the new terminator.
+    ///
+    /// # Errors
+    ///
+    /// Routed like any hook error.
+    fn handle_record_too_long(
+        &mut self,
+        ctx: &mut ChatContext<'_, '_>,
+        err: io::Error,
+    ) -> io::Result<()> {
+        let _ = ctx;
+        Err(err)
+    }
+
+    /// The peer is gone or the channel is done (asyncore's `handle_close`). Default:
+    /// close. Runs at most once per channel; the channel is closed afterwards in any case.
+    ///
+    /// # Errors
+    ///
+    /// Logged; the channel is closed anyway.
+    fn handle_close(&mut self, ctx: &mut ChatContext<'_, '_>) -> io::Result<()> {
+        ctx.close();
+        Ok(())
+    }
+
+    /// A callback returned `err` (not would-block, not a disconnect). Default: log
+    /// `uncaptured error, closing channel <channel> (<err>)` at error level and return the
+    /// error, which leads to [`handle_close`](ChatHandler::handle_close) and closes the
+    /// channel. Return `Ok(())` to keep the channel open.
+    ///
+    /// # Errors
+    ///
+    /// Any error closes the channel.
+    fn handle_error(&mut self, ctx: &mut ChatContext<'_, '_>, err: io::Error) -> io::Result<()> {
+        log::error!(
+            "uncaptured error, closing channel {} ({err})",
+            ctx.describe()
+        );
+        Err(err)
+    }
+}
+
+/// Where a callback's output goes: a channel in a loop, or a scripted peer.
+pub(crate) enum Io<'c, 'a> {
+    Loop(&'c mut Context<'a>),
+    Script(&'c mut ScriptPeer),
+}
+
+impl<'a> Io<'_, 'a> {
+    pub(crate) fn reborrow(&mut self) -> Io<'_, 'a> {
+        match self {
+            Io::Loop(ctx) => Io::Loop(ctx),
+            Io::Script(peer) => Io::Script(peer),
+        }
+    }
+
+    /// True once input must not be delivered any more: the channel is closed, closing
+    /// (`close_when_done`) or its peer is gone.
+    pub(crate) fn stops_input(&self) -> bool {
+        match self {
+            Io::Loop(ctx) => ctx.is_closed() || ctx.is_closing() || ctx.pending.disconnected,
+            Io::Script(peer) => peer.closed || peer.closing,
+        }
+    }
+}
+
+/// Changes a callback asked for, applied to the scanner when it returns (the input being
+/// delivered is borrowed from the scanner while the callback runs).
+#[derive(Default)]
+pub(crate) struct Staged {
+    pub(crate) terminator: Option<Terminator>,
+    pub(crate) max_record: Option<Option<usize>>,
+    pub(crate) discard_input: bool,
+}
+
+/// What a [`ChatHandler`] callback receives: asynchat's methods on `self`
+/// (`set_terminator`, `push`, `close_when_done`, ...), and the loop around the channel.
+///
+/// On a channel in an [`EventLoop`](crate::EventLoop), [`context`](ChatContext::context)
+/// gives the loop's [`Context`] (other channels, adding channels, stopping) and
+/// [`channel`](ChatContext::channel) the channel itself. On a
+/// [`Scripted`](crate::chat::Scripted) transport both are `None`, and output is recorded
+/// instead of sent.
+///
+/// # Examples
+///
+/// A protocol with a length line, then that many bytes of body:
+///
+/// ```
+/// use std::io;
+/// use sockloop::chat::{AsyncChat, ChatContext, ChatHandler, Scripted, Terminator};
+///
+/// #[derive(Default)]
+/// struct Sized {
+///     buf: Vec<u8>,
+/// }
+///
+/// impl ChatHandler for Sized {
+///     fn collect_incoming_data(&mut self, _: &mut ChatContext<'_, '_>, data: &[u8]) -> io::Result<()> {
+///         self.buf.extend_from_slice(data);
+///         Ok(())
+///     }
+///     fn found_terminator(&mut self, ctx: &mut ChatContext<'_, '_>) -> io::Result<()> {
+///         let record = std::mem::take(&mut self.buf);
+///         if let Terminator::Count(_) = ctx.get_terminator() {
+///             ctx.push(b"got ")?;
+///             ctx.push_vec(record)?;
+///             ctx.set_terminator(Terminator::Bytes(b"\n".to_vec()))
+///         } else {
+///             let n = String::from_utf8_lossy(&record).trim().parse().unwrap_or(0);
+///             ctx.set_terminator(Terminator::Count(n))
+///         }
+///     }
+/// }
+///
+/// let mut chat = AsyncChat::new(Sized::default());
+/// chat.set_terminator(Terminator::Bytes(b"\n".to_vec()))?;
+/// let mut script = Scripted::new(chat);
+/// script.feed(b"3\nabc2\nxy")?; // the switch applies inside the same read
+/// assert_eq!(script.take_output(), b"got abcgot xy");
+/// # std::io::Result::Ok(())
+/// ```
+pub struct ChatContext<'c, 'a> {
+    pub(crate) io: Io<'c, 'a>,
+    /// The scanner's terminator, as it is during this callback.
+    pub(crate) terminator: &'c Terminator,
+    pub(crate) max_record: Option<usize>,
+    pub(crate) staged: &'c mut Staged,
+}
+
+impl<'a> ChatContext<'_, 'a> {
+    /// Sets the terminator (asynchat's `set_terminator`). It applies to the input after the
+    /// current callback, including the rest of what was already received; the record
+    /// length counted for the record limit restarts.
+    ///
+    /// # Errors
+    ///
+    /// [`io::ErrorKind::InvalidInput`] for an empty [`Terminator::Bytes`]; nothing changes.
+    pub fn set_terminator(&mut self, terminator: Terminator) -> io::Result<()> {
+        if matches!(&terminator, Terminator::Bytes(b) if b.is_empty()) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "empty terminator: Terminator::Bytes needs at least one byte \
+                 (use Terminator::None to collect everything)",
+            ));
+        }
+        self.staged.terminator = Some(terminator);
+        Ok(())
+    }
+
+    /// The terminator (asynchat's `get_terminator`): the one set in this callback, if any,
+    /// else the current one. A [`Terminator::Count`] reports the bytes still to come after
+    /// the data being delivered.
+    pub fn get_terminator(&self) -> &Terminator {
+        self.staged.terminator.as_ref().unwrap_or(self.terminator)
+    }
+
+    /// Sets the record limit for [`Terminator::Bytes`] records, as
+    /// [`AsyncChat::set_max_record`](crate::chat::AsyncChat::set_max_record); applies after
+    /// this callback. Typical use: lift it while receiving a body, restore it after.
+    pub fn set_max_record(&mut self, max: Option<usize>) {
+        self.staged.max_record = Some(max);
+    }
+
+    /// The record limit (the one set in this callback, if any).
+    pub fn max_record(&self) -> Option<usize> {
+        self.staged.max_record.unwrap_or(self.max_record)
+    }
+
+    /// Queues `data` for sending (asynchat's `push`); what the socket takes now is sent at
+    /// once, the rest on write events, in order. Empty data queues nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`io::ErrorKind::InvalidInput`] after [`close_when_done`](ChatContext::close_when_done)
+    /// (a **fix**: asynchat dropped such data silently); [`io::ErrorKind::NotConnected`]
+    /// once closed; send errors other than would-block and disconnects.
+    pub fn push(&mut self, data: &[u8]) -> io::Result<()> {
+        match &mut self.io {
+            Io::Loop(ctx) => ctx.push(data),
+            Io::Script(peer) => peer.write(data),
+        }
+    }
+
+    /// Like [`push`](ChatContext::push), taking ownership of the buffer (no copy).
+    ///
+    /// # Errors
+    ///
+    /// As [`push`](ChatContext::push).
+    pub fn push_vec(&mut self, data: Vec<u8>) -> io::Result<()> {
+        match &mut self.io {
+            Io::Loop(ctx) => ctx.push_vec(data),
+            Io::Script(peer) => peer.write(&data),
+        }
+    }
+
+    /// Queues a producer (asynchat's `push_with_producer`): its chunks are sent after what
+    /// is already queued, until it returns an empty chunk.
+    ///
+    /// # Errors
+    ///
+    /// As [`push`](ChatContext::push).
+    pub fn push_with_producer(&mut self, producer: impl Producer + 'static) -> io::Result<()> {
+        match &mut self.io {
+            Io::Loop(ctx) => ctx.push_with_producer(producer),
+            Io::Script(peer) => peer.write_producer(producer),
+        }
+    }
+
+    /// Closes the channel once everything queued so far is sent (asynchat's
+    /// `close_when_done`); [`ChatHandler::handle_close`] runs then. From now on, input is
+    /// read and dropped (not delivered), and pushes are errors.
+    pub fn close_when_done(&mut self) {
+        match &mut self.io {
+            Io::Loop(ctx) => ctx.close_when_done(),
+            Io::Script(peer) => peer.close_when_done(),
+        }
+    }
+
+    /// True after [`close_when_done`](ChatContext::close_when_done).
+    pub fn is_closing(&self) -> bool {
+        match &self.io {
+            Io::Loop(ctx) => ctx.is_closing(),
+            Io::Script(peer) => peer.closing,
+        }
+    }
+
+    /// Closes the channel now: nothing more is sent or delivered, and
+    /// [`ChatHandler::handle_close`] is not called. Idempotent.
+    pub fn close(&mut self) {
+        match &mut self.io {
+            Io::Loop(ctx) => ctx.close(),
+            Io::Script(peer) => peer.closed = true,
+        }
+    }
+
+    /// True once the channel is closed.
+    pub fn is_closed(&self) -> bool {
+        match &self.io {
+            Io::Loop(ctx) => ctx.is_closed(),
+            Io::Script(peer) => peer.closed,
+        }
+    }
+
+    /// Drops buffered input (including a partial terminator) and all queued output
+    /// (asynchat's `discard_buffers`). The input side applies when this callback returns,
+    /// so the rest of what was received is dropped too. Returns the output bytes dropped.
+    pub fn discard_buffers(&mut self) -> usize {
+        self.staged.discard_input = true;
+        match &mut self.io {
+            Io::Loop(ctx) => ctx.discard_output(),
+            Io::Script(_) => 0,
+        }
+    }
+
+    /// Bytes queued and not yet sent (always 0 on a scripted transport, which takes
+    /// everything at once).
+    pub fn pending_output(&self) -> usize {
+        match &self.io {
+            Io::Loop(ctx) => ctx.pending_output(),
+            Io::Script(_) => 0,
+        }
+    }
+
+    /// The loop's [`Context`] for this channel: other channels, adding and closing
+    /// channels, stopping the loop. `None` on a [`Scripted`](crate::chat::Scripted)
+    /// transport.
+    pub fn context(&mut self) -> Option<&mut Context<'a>> {
+        match &mut self.io {
+            Io::Loop(ctx) => Some(ctx),
+            Io::Script(_) => None,
+        }
+    }
+
+    /// The channel (addresses, state, output queue settings). `None` on a
+    /// [`Scripted`](crate::chat::Scripted) transport.
+    pub fn channel(&self) -> Option<&Channel> {
+        match &self.io {
+            Io::Loop(ctx) => Some(ctx),
+            Io::Script(_) => None,
+        }
+    }
+
+    /// The channel's token in its loop. `None` on a [`Scripted`](crate::chat::Scripted)
+    /// transport.
+    pub fn token(&self) -> Option<Token> {
+        match &self.io {
+            Io::Loop(ctx) => Some(ctx.token()),
+            Io::Script(_) => None,
+        }
+    }
+
+    pub(crate) fn describe(&self) -> String {
+        match &self.io {
+            Io::Loop(ctx) => ctx.to_string(),
+            Io::Script(_) => "<scripted chat>".to_string(),
+        }
+    }
+}

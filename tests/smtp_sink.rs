@@ -1,0 +1,488 @@
+//! The SMTP sink example (`examples/smtp_sink.rs`): its state machine driven by a scripted
+//! transport (no socket), real clients over loopback on every backend, and Python's
+//! smtplib over concurrent connections (ignored by default: needs python3).
+
+mod util;
+
+#[path = "../examples/smtp_sink.rs"]
+#[allow(dead_code)]
+mod smtp_sink;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use smtp_sink::{Config, Session};
+use sockloop::chat::Scripted;
+use sockloop::{Backend, EventLoop};
+use util::run_until;
+
+/// A fresh, empty directory for one test.
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sockloop-smtp-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The stored messages, sorted; fails on leftover temporary files.
+fn stored(dir: &Path) -> Vec<Vec<u8>> {
+    let mut files: Vec<Vec<u8>> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let path = e.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            assert!(
+                name.ends_with(".eml") && !name.starts_with('.'),
+                "stray file {name}"
+            );
+            std::fs::read(&path).unwrap()
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+fn config(dir: &Path, max_size: usize) -> Config {
+    Config {
+        max_size,
+        ..Config::new(dir)
+    }
+}
+
+fn session(dir: &Path, max_size: usize) -> Scripted<Session> {
+    Scripted::new(Session::chat(Rc::new(config(dir, max_size))).unwrap())
+}
+
+/// Feeds `input`, returns the reply codes sent (one per final reply line).
+fn codes(s: &mut Scripted<Session>, input: &[u8]) -> Vec<u16> {
+    s.feed(input).unwrap();
+    let out = String::from_utf8(s.take_output()).unwrap();
+    out.split("\r\n")
+        .filter(|l| l.len() >= 4 && &l[3..4] == " ")
+        .map(|l| l[..3].parse().unwrap())
+        .collect()
+}
+
+fn file(from: &str, rcpts: &str, body: &[u8]) -> Vec<u8> {
+    let mut f = format!("X-Mail-From: {from}\r\nX-Rcpt-To: {rcpts}\r\n").into_bytes();
+    f.extend_from_slice(body);
+    f
+}
+
+#[test]
+fn greeting_helo_ehlo() {
+    let dir = temp_dir("greeting");
+    let mut s = session(&dir, 1000);
+    let greeting = String::from_utf8(s.handler().greeting()).unwrap();
+    assert!(
+        greeting.starts_with("220 ") && greeting.ends_with("\r\n"),
+        "{greeting:?}"
+    );
+    s.feed(b"EHLO client.example\r\n").unwrap();
+    let ehlo = String::from_utf8(s.take_output()).unwrap();
+    assert_eq!(
+        ehlo,
+        "250-localhost\r\n250-SIZE 1000\r\n250-8BITMIME\r\n250 HELP\r\n"
+    );
+    assert_eq!(
+        codes(&mut s, b"HELO\r\nEHLO\r\nHELO x\r\nEHLO x\r\n"),
+        [501, 501, 250, 250]
+    );
+}
+
+#[test]
+fn bad_sequence_is_503() {
+    let dir = temp_dir("sequence");
+    let mut s = session(&dir, 1000);
+    assert_eq!(
+        codes(&mut s, b"MAIL FROM:<a@x>\r\nRCPT TO:<b@x>\r\nDATA\r\n"),
+        [503, 503, 503],
+        "before HELO"
+    );
+    assert_eq!(
+        codes(&mut s, b"HELO me\r\nRCPT TO:<b@x>\r\nDATA\r\n"),
+        [250, 503, 503]
+    );
+    assert_eq!(
+        codes(&mut s, b"MAIL FROM:<a@x>\r\nDATA\r\nMAIL FROM:<c@x>\r\n"),
+        [250, 503, 503],
+        "DATA without RCPT, nested MAIL"
+    );
+    assert_eq!(
+        codes(&mut s, b"RSET\r\nDATA\r\n"),
+        [250, 503],
+        "RSET forgets MAIL"
+    );
+    assert!(stored(&dir).is_empty());
+}
+
+#[test]
+fn bad_syntax_is_501_and_unknown_parameters_555() {
+    let dir = temp_dir("syntax");
+    let mut s = session(&dir, 1000);
+    assert_eq!(codes(&mut s, b"HELO me\r\n"), [250]);
+    for bad in [
+        &b"MAIL FROM:bob@x"[..],
+        b"MAIL TO:<bob@x>",
+        b"MAIL FROM:<bob x>",
+        b"MAIL FROM:<bob@x",
+        b"MAIL FROM:<a@x>SIZE=1",
+        b"MAIL FROM:<a@x> SIZE=10", // parameters need EHLO
+        b"MAIL",
+    ] {
+        let mut line = bad.to_vec();
+        line.extend_from_slice(b"\r\n");
+        assert_eq!(
+            codes(&mut s, &line),
+            [501],
+            "{}",
+            String::from_utf8_lossy(bad)
+        );
+    }
+    assert_eq!(
+        codes(&mut s, b"EHLO me\r\nMAIL FROM:<a@x> SIZE=ten\r\n"),
+        [250, 501]
+    );
+    assert_eq!(codes(&mut s, b"MAIL FROM:<a@x> BODY=9BIT\r\n"), [501]);
+    assert_eq!(codes(&mut s, b"MAIL FROM:<a@x> FOO=1\r\n"), [555]);
+    assert_eq!(
+        codes(&mut s, b"mail from: <a@x> size=10 body=8bitmime\r\n"),
+        [250]
+    );
+    assert_eq!(
+        codes(
+            &mut s,
+            b"RCPT TO:<>\r\nRCPT TO:b@x\r\nRCPT TO:<b@x> NOTIFY=NEVER\r\n"
+        ),
+        [501, 501, 555]
+    );
+    assert_eq!(
+        codes(
+            &mut s,
+            b"RCPT TO:<b@x>\r\nDATA now\r\nRSET x\r\nVRFY\r\nQUIT now\r\n"
+        ),
+        [250, 501, 501, 501, 501]
+    );
+}
+
+#[test]
+fn unknown_commands_and_long_lines_are_500() {
+    let dir = temp_dir("long");
+    let mut s = session(&dir, 1000);
+    assert_eq!(
+        codes(&mut s, b"FOO bar\r\n\r\nEXPN list\r\n"),
+        [500, 500, 500]
+    );
+    // 512 bytes with the CRLF is the most a command line may have.
+    let ok = format!("NOOP {}\r\n", "x".repeat(512 - 7));
+    assert_eq!(ok.len(), 512);
+    assert_eq!(codes(&mut s, ok.as_bytes()), [250]);
+    let long = format!("NOOP {}\r\n", "x".repeat(512 - 6));
+    assert_eq!(codes(&mut s, long.as_bytes()), [500]);
+    // The rest of the long line is skipped, the session goes on: also byte by byte.
+    let long = format!("HELO {}\r\nHELO me\r\n", "y".repeat(5000));
+    for b in long.bytes() {
+        s.feed(&[b]).unwrap();
+    }
+    let out = String::from_utf8(s.take_output()).unwrap();
+    assert_eq!(out, "500 Error: line too long\r\n250 localhost\r\n");
+    assert!(!s.is_closed());
+}
+
+#[test]
+fn vrfy_noop_help_quit() {
+    let dir = temp_dir("misc");
+    let mut s = session(&dir, 1000);
+    assert_eq!(
+        codes(&mut s, b"VRFY bob\r\nNOOP\r\nNOOP anything\r\nHELP\r\n"),
+        [252, 250, 250, 214]
+    );
+    assert_eq!(
+        codes(&mut s, b"QUIT\r\nNOOP\r\n"),
+        [221],
+        "input after QUIT is dropped"
+    );
+    assert!(s.is_closed());
+}
+
+/// A message with every dot case, fed whole and in every chunk size.
+#[test]
+fn dot_unstuffing_and_exact_storage_for_any_reads() {
+    let dir = temp_dir("dots");
+    let mut sent = b"Subject: dots\r\n\r\n..\r\n...\r\n.hidden\r\n. x\r\n".to_vec();
+    sent.extend_from_slice(b"a.b\r\n\r\n\xff\xfe8-bit \x00 bytes\r\nlast.\r\n.\r\n");
+    let body = b"Subject: dots\r\n\r\n.\r\n..\r\nhidden\r\n x\r\na.b\r\n\r\n\xff\xfe8-bit \x00 bytes\r\nlast.\r\n";
+    let mut input =
+        b"EHLO me\r\nMAIL FROM:<a@x> BODY=8BITMIME\r\nRCPT TO:<b@x>\r\nRCPT TO:<c@y>\r\nDATA\r\n"
+            .to_vec();
+    input.extend_from_slice(&sent);
+    let mut expect = Vec::new();
+    for size in 1..=input.len() {
+        let mut s = session(&dir, 1000);
+        for chunk in input.chunks(size) {
+            s.feed(chunk).unwrap();
+        }
+        let out = String::from_utf8(s.take_output()).unwrap();
+        assert!(
+            out.contains("\r\n354 ") && out.contains("\r\n250 OK: queued as "),
+            "{out}"
+        );
+        expect.push(file("a@x", "b@x, c@y", body));
+    }
+    assert_eq!(stored(&dir), expect);
+}
+
+#[test]
+fn empty_message_and_pipelining() {
+    let dir = temp_dir("empty");
+    let mut s = session(&dir, 1000);
+    let input = b"HELO me\r\nMAIL FROM:<>\r\nRCPT TO:<b@x>\r\nDATA\r\n.\r\nMAIL FROM:<p@x>\r\nRCPT TO:<q@x>\r\nDATA\r\nRSET\r\nQUIT\r\n.\r\nNOOP\r\n";
+    assert_eq!(
+        codes(&mut s, input),
+        [250, 250, 250, 354, 250, 250, 250, 354, 250, 250]
+    );
+    let mut want = vec![
+        file("", "b@x", b""),
+        file("p@x", "q@x", b"RSET\r\nQUIT\r\n"),
+    ];
+    want.sort();
+    assert_eq!(stored(&dir), want, "commands inside DATA are data");
+}
+
+#[test]
+fn rset_and_disconnect_mid_data_write_nothing() {
+    let dir = temp_dir("abort");
+    let mut s = session(&dir, 1000);
+    assert_eq!(
+        codes(
+            &mut s,
+            b"HELO me\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@x>\r\nRSET\r\n"
+        ),
+        [250, 250, 250, 250]
+    );
+    assert_eq!(
+        codes(
+            &mut s,
+            b"MAIL FROM:<a@x>\r\nRCPT TO:<b@x>\r\nDATA\r\nSubject: x\r\n\r\nhalf"
+        ),
+        [250, 250, 354]
+    );
+    s.feed_eof();
+    assert!(s.is_closed());
+    assert!(stored(&dir).is_empty());
+}
+
+#[test]
+fn over_size_is_552_and_memory_stays_bounded() {
+    let dir = temp_dir("size");
+    let max = 10_000;
+    let mut s = session(&dir, max);
+    assert_eq!(
+        codes(
+            &mut s,
+            b"EHLO me\r\nMAIL FROM:<a@x> SIZE=10001\r\nMAIL FROM:<a@x> SIZE=10000\r\n"
+        ),
+        [250, 552, 250]
+    );
+    assert_eq!(codes(&mut s, b"RCPT TO:<b@x>\r\nDATA\r\n"), [250, 354]);
+    // A message of exactly max bytes (after unstuffing) is accepted.
+    let mut exact = b"..".to_vec();
+    exact.extend_from_slice(&[b'e'; 10_000 - 3]);
+    exact.extend_from_slice(b"\r\n.\r\n");
+    assert_eq!(codes(&mut s, &exact), [250]);
+    // One byte more is not, and is never held in full.
+    assert_eq!(
+        codes(&mut s, b"MAIL FROM:<a@x>\r\nRCPT TO:<b@x>\r\nDATA\r\n"),
+        [250, 250, 354]
+    );
+    let line = [b'z'; 998];
+    for _ in 0..1000 {
+        s.feed(&line).unwrap();
+        s.feed(b"\r\n").unwrap();
+        assert!(
+            s.handler().buffered() <= 2 * max,
+            "holding {}",
+            s.handler().buffered()
+        );
+    }
+    // A line with no CRLF at all is bounded too.
+    s.feed(&vec![b'w'; 1 << 20]).unwrap();
+    assert!(s.handler().buffered() <= 2 * max);
+    assert!(s.output().is_empty(), "no reply before the end of the data");
+    assert_eq!(codes(&mut s, b"\r\n.\r\nNOOP\r\n"), [552, 250]);
+    let mut body = b".".to_vec();
+    body.extend_from_slice(&[b'e'; 10_000 - 3]);
+    body.extend_from_slice(b"\r\n");
+    assert_eq!(stored(&dir), [file("a@x", "b@x", &body)]);
+}
+
+// ---- Over real sockets, on every backend ---------------------------------------------------
+
+struct Client {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Client {
+    fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut c = Client {
+            reader: BufReader::new(stream.try_clone().unwrap()),
+            writer: stream,
+        };
+        assert_eq!(c.reply(), 220);
+        c
+    }
+
+    fn reply(&mut self) -> u16 {
+        loop {
+            let mut line = String::new();
+            assert!(
+                self.reader.read_line(&mut line).unwrap() > 0,
+                "unexpected end of file"
+            );
+            if line.as_bytes()[3] == b' ' {
+                return line[..3].parse().unwrap();
+            }
+        }
+    }
+
+    fn cmd(&mut self, line: &str, code: u16) {
+        self.writer
+            .write_all(format!("{line}\r\n").as_bytes())
+            .unwrap();
+        assert_eq!(self.reply(), code, "{line}");
+    }
+
+    fn send(&mut self, data: &[u8]) {
+        self.writer.write_all(data).unwrap();
+    }
+}
+
+fn sockets_concurrent_clients(backend: Backend) {
+    let dir = temp_dir(&format!("sockets-{}", backend.name()));
+    let mut ev = EventLoop::with_backend(backend).unwrap();
+    let addr = smtp_sink::listen(
+        &mut ev,
+        "127.0.0.1:0".parse().unwrap(),
+        config(&dir, 1 << 20),
+    )
+    .unwrap();
+    let clients: Vec<_> = (0..4)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let mut c = Client::connect(addr);
+                c.cmd("EHLO me", 250);
+                for m in 0..3 {
+                    c.cmd(&format!("MAIL FROM:<c{i}@x> SIZE=100"), 250);
+                    c.cmd(&format!("RCPT TO:<m{m}@y>"), 250);
+                    c.cmd("DATA", 354);
+                    // Body in two writes, one ending in the middle of the terminator.
+                    c.send(format!("Subject: {i}.{m}\r\n\r\n..dot\r\n\r").as_bytes());
+                    c.send(b"\n.\r\n");
+                    assert_eq!(c.reply(), 250);
+                }
+                if i == 3 {
+                    // Walk away in the middle of a message.
+                    c.cmd("MAIL FROM:<gone@x>", 250);
+                    c.cmd("RCPT TO:<r@y>", 250);
+                    c.cmd("DATA", 354);
+                    c.send(b"Subject: never\r\n\r\npartial");
+                } else {
+                    c.cmd("QUIT", 221);
+                }
+            })
+        })
+        .collect();
+    run_until(&mut ev, "clients done and sessions closed", |ev| {
+        clients.iter().all(|c| c.is_finished()) && ev.len() == 1
+    });
+    for c in clients {
+        c.join().unwrap();
+    }
+    let mut want: Vec<Vec<u8>> = (0..4)
+        .flat_map(|i| {
+            (0..3).map(move |m| {
+                file(
+                    &format!("c{i}@x"),
+                    &format!("m{m}@y"),
+                    format!("Subject: {i}.{m}\r\n\r\n.dot\r\n\r\n").as_bytes(),
+                )
+            })
+        })
+        .collect();
+    want.sort();
+    assert_eq!(stored(&dir), want);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+backend_tests!(sockets_concurrent_clients);
+
+// ---- Python's smtplib ----------------------------------------------------------------------
+
+fn python_smtplib(backend: Backend) {
+    const MAX_SIZE: usize = 8 << 20;
+    let dir = temp_dir(&format!("py-{}", backend.name()));
+    let maildir = dir.join("maildir");
+    let expectdir = dir.join("expect");
+    std::fs::create_dir_all(&expectdir).unwrap();
+    let mut ev = EventLoop::with_backend(backend).unwrap();
+    let addr = smtp_sink::listen(
+        &mut ev,
+        "127.0.0.1:0".parse().unwrap(),
+        config(&maildir, MAX_SIZE),
+    )
+    .unwrap();
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_string());
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/smtp_client.py");
+    let mut child = Command::new(&python)
+        .arg(script)
+        .arg(addr.ip().to_string())
+        .arg(addr.port().to_string())
+        .arg(&expectdir)
+        .arg(MAX_SIZE.to_string())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
+    // Several MiB through a debug build: allow more than run_until's 5 seconds.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "{script} did not finish");
+        ev.poll_once(Some(util::STEP)).unwrap();
+    };
+    assert!(
+        status.success(),
+        "{script} failed on {backend:?} ({status})"
+    );
+    run_until(&mut ev, "every session closed", |ev| ev.len() == 1);
+    let expected = stored(&expectdir);
+    assert_eq!(expected.len(), 12, "the script's expectations");
+    let got = stored(&maildir);
+    assert_eq!(got.len(), expected.len(), "number of stored messages");
+    for (g, e) in got.iter().zip(&expected) {
+        assert!(
+            g == e,
+            "stored message differs (first 200 bytes):\n{:?}\nvs\n{:?}",
+            &g[..g.len().min(200)],
+            &e[..e.len().min(200)]
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+#[ignore = "needs python3; run by .ci/run with --ignored"]
+fn python_smtplib_all_backends() {
+    for backend in Backend::ALL {
+        python_smtplib(backend);
+    }
+}
