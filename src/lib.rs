@@ -99,8 +99,11 @@
 //!   the remaining time.
 //! * **Real addresses**: [`Channel::local_addr`] asks the OS (after binding port 0, the
 //!   real port).
-//! * **Bounded chat input**: a maximum record size ([`Scanner::set_max_record`]); the chat
-//!   layer's default terminator is [`Terminator::None`] (CPython left it unset).
+//! * **Chat layer** ([`chat::AsyncChat`]): the default terminator is [`Terminator::None`]
+//!   (CPython left it unset, so the first read raised); a maximum record size
+//!   ([`Scanner::set_max_record`]) bounds memory; output high/low-water marks pause
+//!   reading from a peer that does not read its replies; parsing stops once a callback
+//!   closes the channel, and input after `close_when_done` is not delivered.
 //! * **Output queue**: pushing after `close_when_done` is an error, not a silent drop;
 //!   empty items never cause a zero-length send; output is written until the OS would
 //!   block, not one send per event.
