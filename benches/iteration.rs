@@ -78,7 +78,7 @@ fn main() -> io::Result<()> {
         "# command: cargo bench --bench iteration{}",
         if quick { " -- --quick" } else { "" }
     );
-    println!("# median of {reps} runs of {iterations} iterations each");
+    println!("# median of {reps} runs of {iterations}/(1 + N/100) iterations each (at least 100)");
     println!(
         "{:<8} {:<9} {:>7} {:>12} {:>10}",
         "backend", "mode", "idle", "ns/iter", "vs N=0"

@@ -47,8 +47,6 @@ pub(crate) struct Pending {
     pub(crate) disconnected: bool,
     /// everything before `close_when_done` was sent.
     pub(crate) done: bool,
-    /// `handle_close` has run (it runs at most once).
-    pub(crate) reported: bool,
 }
 
 impl Pending {

@@ -2,6 +2,7 @@
 
 use std::any::Any;
 use std::io;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
 use crate::channel::Channel;
@@ -135,7 +136,9 @@ impl EventLoop {
     }
 
     /// Whether a panic in a hook or predicate closes only that channel (the default, like
-    /// asyncore's bare `except:`) or propagates out of [`run`](EventLoop::run).
+    /// asyncore's bare `except:`) or propagates out of [`run`](EventLoop::run). A
+    /// propagating panic still closes the channel it came from first, so the loop stays
+    /// usable if the caller catches it.
     pub fn set_catch_panics(&mut self, catch: bool) {
         self.core.catch_panics = catch;
     }
@@ -240,6 +243,13 @@ impl EventLoop {
         self.core.stop = None;
         self.core.free.append(&mut self.core.pending_free);
         self.refresh();
+        // A `handle_close` run by the refresh (a close decided outside any hook) may have
+        // asked to stop: then do not block in the wait.
+        let timeout = match self.core.stop {
+            Some(Stop::Now) => return Ok(0),
+            Some(Stop::AfterIteration) => Some(Duration::ZERO),
+            None => timeout,
+        };
         let mut events = std::mem::take(&mut self.events);
         let waited = self.core.selector.wait(&mut events, timeout);
         let mut dispatched = 0;
@@ -284,7 +294,13 @@ impl EventLoop {
             channel,
             dispatcher: &mut **dispatcher,
         };
-        f(&mut router);
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| f(&mut router))) {
+            // Panics propagate (`set_catch_panics(false)`): close the channel as a caught
+            // panic would, so no slot stays busy and no registration outlives its fd.
+            self.core.release(&mut entry.channel);
+            self.core.free_slot(index as u32, Some(entry));
+            resume_unwind(payload);
+        }
         if entry.channel.is_closed() {
             self.core.free_slot(index as u32, Some(entry));
         } else {
@@ -313,8 +329,19 @@ impl EventLoop {
                 for &index in &dirty {
                     self.core.slots[index as usize].dirty = false;
                 }
-                for &index in &dirty {
-                    self.refresh_one(index as usize);
+                let mut done = 0;
+                let refreshed = catch_unwind(AssertUnwindSafe(|| {
+                    for &index in &dirty {
+                        self.refresh_one(index as usize);
+                        done += 1;
+                    }
+                }));
+                if let Err(payload) = refreshed {
+                    // A propagating panic: the channels not asked yet stay queued.
+                    for &index in &dirty[done + 1..] {
+                        self.core.mark_dirty(index);
+                    }
+                    resume_unwind(payload);
                 }
                 dirty.clear();
                 // Keep the allocation; anything marked during this refresh stays queued.
@@ -333,16 +360,18 @@ impl EventLoop {
         let SlotState::Occupied(entry) = &mut self.core.slots[index].state else {
             return;
         };
-        let catch = self.core.catch_panics;
-        let want = match ask(&*entry.dispatcher, &entry.channel, catch) {
-            Some(want) => want,
-            None => {
+        let want = match ask(&*entry.dispatcher, &entry.channel) {
+            Ok(want) => want,
+            Err(payload) => {
                 log::error!(
                     "panic in readable()/writable(), closing channel {}",
                     entry.channel
                 );
                 if let Some(t) = entry.channel.token {
                     self.core.close(t);
+                }
+                if !self.core.catch_panics {
+                    resume_unwind(payload);
                 }
                 return;
             }
@@ -364,18 +393,13 @@ impl EventLoop {
     }
 }
 
-/// Asks a channel's predicates; `None` if one panicked (and panics are caught).
-fn ask(dispatcher: &dyn Dispatcher, channel: &Channel, catch: bool) -> Option<Interest> {
-    let ask = || {
+/// Asks a channel's predicates; the panic's payload if one panicked.
+fn ask(dispatcher: &dyn Dispatcher, channel: &Channel) -> Result<Interest, Box<dyn Any + Send>> {
+    catch_unwind(AssertUnwindSafe(|| {
         let r = dispatcher.readable(channel);
         let w = !channel.is_accepting() && dispatcher.writable(channel);
         Interest::from_flags(r, w)
-    };
-    if catch {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(ask)).ok()
-    } else {
-        Some(ask())
-    }
+    }))
 }
 
 impl std::fmt::Debug for EventLoop {

@@ -96,13 +96,11 @@ impl Router<'_> {
         }
     }
 
-    /// `handle_close`, at most once per channel; the channel is closed afterwards.
+    /// `handle_close`; the channel is closed right after it, so it runs at most once.
     pub(crate) fn close_event(&mut self) {
-        if !self.is_open() || self.channel.pending.reported {
-            self.close();
+        if !self.is_open() {
             return;
         }
-        self.channel.pending.reported = true;
         match self.call(|d, ctx| d.handle_close(ctx)) {
             Outcome::Done(Ok(())) => {}
             Outcome::Done(Err(e)) => {

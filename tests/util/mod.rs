@@ -147,3 +147,70 @@ pub fn blocking_client(addr: &SockAddr) -> std::net::TcpStream {
 
 /// All backends, for tests that loop over them inside one test.
 pub const ALL: [Backend; 3] = Backend::ALL;
+
+/// `len` bytes of deterministic test data with no short period, so a lost, repeated or
+/// reordered chunk shows up as a mismatch.
+pub fn pattern(len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| ((i as u32).wrapping_mul(2_654_435_761) >> 24) as u8 ^ (i >> 16) as u8)
+        .collect()
+}
+
+/// Runs `n` iterations of `event_loop`, each waiting at most [`STEP`].
+pub fn step(event_loop: &mut EventLoop, n: usize) {
+    for _ in 0..n {
+        event_loop.poll_once(Some(STEP)).expect("poll_once failed");
+    }
+}
+
+/// Reads whatever `stream` (non-blocking) has into `out`; returns true once the other
+/// end is gone (end of file, or a reset: closing a socket with unread input resets).
+pub fn read_available(stream: &mut impl io::Read, out: &mut Vec<u8>) -> bool {
+    let mut buf = [0u8; 65536];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return true,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => panic!("peer read failed: {e}"),
+        }
+    }
+}
+
+/// A connected TCP pair over loopback: (the accepted side, the client side).
+pub fn tcp_pair() -> (std::net::TcpStream, std::net::TcpStream) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (server, _) = l.accept().unwrap();
+    (server, client)
+}
+
+/// A channel over one end of a Unix stream pair, and the other end (non-blocking) for
+/// the test to drive it with.
+pub fn unix_channel() -> (Channel, std::os::unix::net::UnixStream) {
+    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    b.set_nonblocking(true).unwrap();
+    (Channel::from_socket(a).unwrap(), b)
+}
+
+/// Runs `f` on its own thread and fails the test if it has not finished after `secs`
+/// seconds (for calls that would hang forever if broken).
+pub fn within<T: Send + 'static>(
+    secs: u64,
+    what: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(Duration::from_secs(secs)) {
+        Ok(v) => v,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            panic!("{what} did not finish within {secs} s")
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => panic!("{what} panicked"),
+    }
+}
