@@ -9,8 +9,10 @@
 //! reading from that client (its `readable()` is false), so a client that sends without
 //! reading cannot make the server buffer without bound, and no byte is ever dropped.
 
+use std::cell::RefCell;
 use std::io::{self, Write};
 use std::process::ExitCode;
+use std::rc::Rc;
 use std::time::Duration;
 
 use sockloop::{Backend, Channel, Context, Dispatcher, Domain, EventLoop, SockAddr, Socket, Type};
@@ -18,7 +20,14 @@ use sockloop::{Backend, Channel, Context, Dispatcher, Domain, EventLoop, SockAdd
 /// Stop reading from a client while this much of its echo is still unsent.
 const MAX_QUEUED: usize = 256 * 1024;
 
-struct Listener;
+/// One read buffer shared by every connection: the loop runs one hook at a time, so a
+/// per-connection buffer would only cost memory, and a fresh zeroed array per read would
+/// cost a 64 KiB memset per message.
+type SharedBuf = Rc<RefCell<Vec<u8>>>;
+
+struct Listener {
+    buf: SharedBuf,
+}
 
 impl Dispatcher for Listener {
     fn handle_accepted(
@@ -29,12 +38,19 @@ impl Dispatcher for Listener {
     ) -> io::Result<()> {
         let mut ch = Channel::from_socket(sock)?;
         ch.set_nodelay(true)?;
-        ctx.add(ch, Echo)?;
+        ctx.add(
+            ch,
+            Echo {
+                buf: self.buf.clone(),
+            },
+        )?;
         Ok(())
     }
 }
 
-struct Echo;
+struct Echo {
+    buf: SharedBuf,
+}
 
 impl Dispatcher for Echo {
     fn readable(&self, ch: &Channel) -> bool {
@@ -42,7 +58,7 @@ impl Dispatcher for Echo {
     }
 
     fn handle_read(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
-        let mut buf = [0u8; 65536];
+        let mut buf = self.buf.borrow_mut();
         let n = ctx.recv(&mut buf)?;
         ctx.push(&buf[..n])
     }
@@ -96,7 +112,8 @@ fn serve(args: Args) -> io::Result<()> {
         .as_socket()
         .ok_or_else(|| io::Error::other("not an inet address"))?;
     let mut event_loop = EventLoop::with_backend(args.backend)?;
-    event_loop.add(listener, Listener)?;
+    let buf = Rc::new(RefCell::new(vec![0u8; 65536]));
+    event_loop.add(listener, Listener { buf })?;
     println!("listening on {bound}");
     io::stdout().flush()?;
     event_loop.run(Some(Duration::from_secs(30)), None)
