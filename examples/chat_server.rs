@@ -22,9 +22,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use sockloop::chat::{AsyncChat, ChatContext, ChatHandler, Terminator};
-use sockloop::{
-    Backend, Channel, Context, Dispatcher, Domain, EventLoop, SockAddr, Socket, Token, Type,
-};
+use sockloop::{Backend, Channel, Context, Dispatcher, EventLoop, SockAddr, Socket, Token};
 
 /// The room's limits.
 #[derive(Clone, Copy, Debug)]
@@ -253,14 +251,8 @@ pub fn listen(
     addr: SocketAddr,
     config: Config,
 ) -> io::Result<SocketAddr> {
-    let mut listener = Channel::create_socket(Domain::for_address(addr), Type::STREAM)?;
-    listener.set_reuse_addr()?;
-    listener.bind(addr)?;
-    listener.listen(1024)?;
-    let bound = listener
-        .local_addr()?
-        .as_socket()
-        .ok_or_else(|| io::Error::other("not an inet address"))?;
+    let listener = Channel::tcp_listener(addr, 1024)?;
+    let bound = listener.local_inet_addr()?;
     let room = Rc::new(RefCell::new(Room {
         config,
         members: Vec::new(),

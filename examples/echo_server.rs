@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use std::rc::Rc;
 use std::time::Duration;
 
-use sockloop::{Backend, Channel, Context, Dispatcher, Domain, EventLoop, SockAddr, Socket, Type};
+use sockloop::{Backend, Channel, Context, Dispatcher, EventLoop, SockAddr, Socket};
 
 /// Stop reading from a client while this much of its echo is still unsent.
 const MAX_QUEUED: usize = 256 * 1024;
@@ -103,14 +103,8 @@ fn parse_args() -> io::Result<Args> {
 }
 
 fn serve(args: Args) -> io::Result<()> {
-    let mut listener = Channel::create_socket(Domain::for_address(args.addr), Type::STREAM)?;
-    listener.set_reuse_addr()?;
-    listener.bind(args.addr)?;
-    listener.listen(1024)?;
-    let bound = listener
-        .local_addr()?
-        .as_socket()
-        .ok_or_else(|| io::Error::other("not an inet address"))?;
+    let listener = Channel::tcp_listener(args.addr, 1024)?;
+    let bound = listener.local_inet_addr()?;
     let mut event_loop = EventLoop::with_backend(args.backend)?;
     let buf = Rc::new(RefCell::new(vec![0u8; 65536]));
     event_loop.add(listener, Listener { buf })?;

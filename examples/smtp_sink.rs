@@ -32,7 +32,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sockloop::chat::{AsyncChat, ChatContext, ChatHandler, Terminator};
-use sockloop::{Backend, Channel, Context, Dispatcher, Domain, EventLoop, SockAddr, Socket, Type};
+use sockloop::{Backend, Channel, Context, Dispatcher, EventLoop, SockAddr, Socket};
 
 /// The longest command line, CRLF included (RFC 5321 4.5.3.1.4).
 pub const MAX_COMMAND_LINE: usize = 512;
@@ -466,14 +466,8 @@ pub fn listen(
     config: Config,
 ) -> io::Result<SocketAddr> {
     fs::create_dir_all(&config.maildir)?;
-    let mut listener = Channel::create_socket(Domain::for_address(addr), Type::STREAM)?;
-    listener.set_reuse_addr()?;
-    listener.bind(addr)?;
-    listener.listen(1024)?;
-    let bound = listener
-        .local_addr()?
-        .as_socket()
-        .ok_or_else(|| io::Error::other("not an inet address"))?;
+    let listener = Channel::tcp_listener(addr, 1024)?;
+    let bound = listener.local_inet_addr()?;
     event_loop.add(
         listener,
         Listener {

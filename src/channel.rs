@@ -155,6 +155,32 @@ impl Channel {
         ))
     }
 
+    /// A listening TCP channel on `addr`: [`create_socket`](Channel::create_socket),
+    /// [`set_reuse_addr`](Channel::set_reuse_addr), [`bind`](Channel::bind) and
+    /// [`listen`](Channel::listen) in one call, the way asyncore servers start.
+    ///
+    /// # Errors
+    ///
+    /// What any of those steps reports (address in use, permission, ...).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::{Channel, State};
+    ///
+    /// let ch = Channel::tcp_listener("127.0.0.1:0".parse().unwrap(), 128)?;
+    /// assert_eq!(ch.state(), State::Accepting);
+    /// assert_ne!(ch.local_inet_addr()?.port(), 0);
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn tcp_listener(addr: std::net::SocketAddr, backlog: i32) -> io::Result<Channel> {
+        let mut ch = Channel::create_socket(Domain::for_address(addr), Type::STREAM)?;
+        ch.set_reuse_addr()?;
+        ch.bind(addr)?;
+        ch.listen(backlog)?;
+        Ok(ch)
+    }
+
     /// Wraps an existing socket: a std `TcpListener`, `TcpStream`, `UdpSocket`,
     /// `UnixListener`, `UnixStream`, `UnixDatagram` or a `socket2::Socket`.
     ///
@@ -569,6 +595,17 @@ impl Channel {
     /// `InvalidInput` on a file channel, `NotConnected` when closed, or getsockname's error.
     pub fn local_addr(&self) -> io::Result<SockAddr> {
         self.socket()?.local_addr()
+    }
+
+    /// The local address of an IPv4/IPv6 socket as a `std::net::SocketAddr`.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a Unix socket, and as [`local_addr`](Channel::local_addr).
+    pub fn local_inet_addr(&self) -> io::Result<std::net::SocketAddr> {
+        self.local_addr()?.as_socket().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "not an IPv4 or IPv6 socket")
+        })
     }
 
     /// The peer's address.

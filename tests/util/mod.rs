@@ -63,12 +63,7 @@ impl Log {
 
 /// A loopback listener channel on `addr` (port 0), and its real address.
 pub fn listener(addr: &str) -> (Channel, SockAddr) {
-    let addr: std::net::SocketAddr = addr.parse().unwrap();
-    let domain = sockloop::Domain::for_address(addr);
-    let mut ch = Channel::create_socket(domain, sockloop::Type::STREAM).unwrap();
-    ch.set_reuse_addr().unwrap();
-    ch.bind(addr).unwrap();
-    ch.listen(64).unwrap();
+    let ch = Channel::tcp_listener(addr.parse().unwrap(), 64).unwrap();
     let real = ch.local_addr().unwrap();
     (ch, real)
 }
