@@ -644,7 +644,11 @@ impl Channel {
             return self.output.push(data);
         }
         let mut rest = data;
-        if self.output.is_empty() && self.state == State::Connected && !self.pending.disconnected {
+        if !data.is_empty()
+            && self.output.is_empty()
+            && self.state == State::Connected
+            && !self.pending.disconnected
+        {
             // Fast path: nothing queued, so send straight from the caller's buffer and
             // queue only what the OS did not take.
             let sent = self.send(data)?;
