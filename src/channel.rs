@@ -4,6 +4,7 @@ use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::time::{Duration, Instant};
 
 use rustix::io::Errno;
 use socket2::{Domain, SockAddr, Socket, Type};
@@ -11,6 +12,7 @@ use socket2::{Domain, SockAddr, Socket, Type};
 use crate::interest::Interest;
 use crate::producer::Producer;
 use crate::send::{Flushed, OutputQueue};
+use crate::timer::TimerId;
 use crate::token::Token;
 
 /// Where a channel is in its life, asyncore's `accepting` / `connecting` / `connected` flags
@@ -38,20 +40,71 @@ enum Handle {
     Closed,
 }
 
-/// Why the loop must run `handle_close` after the current hook (crate-internal).
+/// What the loop must do after the current hook (crate-internal): run `handle_eof` or
+/// `handle_close`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Pending {
     /// recv saw end of file.
     pub(crate) eof: bool,
+    /// `handle_eof` ran for that end of file.
+    pub(crate) eof_reported: bool,
     /// send or recv failed with a disconnect error (ECONNRESET, EPIPE, ...).
     pub(crate) disconnected: bool,
     /// everything before `close_when_done` was sent.
     pub(crate) done: bool,
+    /// [`Channel::request_close`] was called.
+    pub(crate) requested: bool,
 }
 
 impl Pending {
     pub(crate) fn any(self) -> bool {
-        self.eof || self.disconnected || self.done
+        self.close() || (self.eof && !self.eof_reported)
+    }
+
+    /// `handle_close` is due.
+    pub(crate) fn close(self) -> bool {
+        self.disconnected || self.done || self.requested
+    }
+}
+
+/// A channel's timeouts and accept back-off, and the loop timer armed for the earliest.
+#[derive(Debug, Default)]
+pub(crate) struct Deadlines {
+    pub(crate) idle: Option<Duration>,
+    pub(crate) connect: Option<Duration>,
+    /// The last read or write event (kept only while an idle timeout is set).
+    pub(crate) last_active: Option<Instant>,
+    pub(crate) connect_started: Option<Instant>,
+    pub(crate) backoff: Option<Backoff>,
+    /// The loop timer currently armed for this channel, and its deadline.
+    pub(crate) armed: Option<(Instant, TimerId)>,
+}
+
+/// Accepting paused after the OS ran out of descriptors or memory.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Backoff {
+    pub(crate) delay: Duration,
+    pub(crate) resume_at: Instant,
+    pub(crate) paused: bool,
+}
+
+impl Deadlines {
+    /// The earliest instant at which the loop must look at this channel again.
+    pub(crate) fn next(&self, state: State) -> Option<Instant> {
+        let backoff = self.backoff.filter(|b| b.paused).map(|b| b.resume_at);
+        let connect = match (state, self.connect, self.connect_started) {
+            (State::Connecting, Some(t), Some(start)) => Some(start + t),
+            _ => None,
+        };
+        let idle = match (self.idle, self.last_active) {
+            (Some(t), Some(last)) => Some(last + t),
+            _ => None,
+        };
+        [backoff, connect, idle].into_iter().flatten().min()
+    }
+
+    pub(crate) fn accept_paused(&self) -> bool {
+        self.backoff.is_some_and(|b| b.paused)
     }
 }
 
@@ -83,6 +136,8 @@ pub struct Channel {
     state: State,
     pub(crate) output: OutputQueue,
     pub(crate) pending: Pending,
+    /// Allocated when a timeout is set or accepting backs off: most channels have none.
+    pub(crate) deadlines: Option<Box<Deadlines>>,
     pub(crate) token: Option<Token>,
     pub(crate) registered: Interest,
     pub(crate) label: &'static str,
@@ -122,6 +177,7 @@ impl Channel {
             state,
             output: OutputQueue::default(),
             pending: Pending::default(),
+            deadlines: None,
             token: None,
             registered: Interest::NONE,
             label: "channel",
@@ -345,15 +401,62 @@ impl Channel {
     }
 
     /// True once [`recv`](Channel::recv) has seen end of file. The loop then runs
-    /// `handle_close` after the current hook returns.
+    /// [`handle_eof`](crate::Dispatcher::handle_eof) after the current hook returns, and
+    /// stops watching the channel for input.
     pub fn is_eof(&self) -> bool {
         self.pending.eof
+    }
+
+    /// Asks the loop to run this channel's `handle_close` (once) when the current hook
+    /// returns, and then close it: what asyncore code did by calling `self.handle_close()`
+    /// from another hook, without the risk of running it twice.
+    pub fn request_close(&mut self) {
+        self.pending.requested = true;
+    }
+
+    /// Sets (or with `None`, clears) the idle timeout: when no read or write event reaches
+    /// the channel for this long, the loop runs
+    /// [`handle_timeout`](crate::Dispatcher::handle_timeout) with
+    /// [`Timeout::Idle`](crate::Timeout::Idle) (default: close). The clock starts now.
+    pub fn set_idle_timeout(&mut self, timeout: Option<Duration>) {
+        let d = self.deadlines_mut();
+        d.idle = timeout;
+        d.last_active = timeout.map(|_| Instant::now());
+    }
+
+    /// The idle timeout, if one is set.
+    pub fn idle_timeout(&self) -> Option<Duration> {
+        self.deadlines.as_ref().and_then(|d| d.idle)
+    }
+
+    /// Sets (or clears) the connect timeout: if a [`connect`](Channel::connect) has not
+    /// completed this long after it started, the loop runs
+    /// [`handle_timeout`](crate::Dispatcher::handle_timeout) with
+    /// [`Timeout::Connect`](crate::Timeout::Connect) (default: close).
+    pub fn set_connect_timeout(&mut self, timeout: Option<Duration>) {
+        self.deadlines_mut().connect = timeout;
+    }
+
+    /// The connect timeout, if one is set.
+    pub fn connect_timeout(&self) -> Option<Duration> {
+        self.deadlines.as_ref().and_then(|d| d.connect)
+    }
+
+    /// True while a listening channel has stopped accepting because the OS ran out of
+    /// descriptors or memory (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`); the loop resumes
+    /// accepting after a back-off.
+    pub fn is_accept_paused(&self) -> bool {
+        self.deadlines.as_ref().is_some_and(|d| d.accept_paused())
     }
 
     /// The OS descriptor number, or `None` once closed. For logging and for matching
     /// against OS tools; the loop itself never identifies a channel by it.
     pub fn raw_fd(&self) -> Option<std::os::fd::RawFd> {
         self.fd().map(|fd| std::os::fd::AsRawFd::as_raw_fd(&fd))
+    }
+
+    pub(crate) fn deadlines_mut(&mut self) -> &mut Deadlines {
+        self.deadlines.get_or_insert_with(Box::default)
     }
 
     pub(crate) fn set_connected(&mut self) {
@@ -445,6 +548,9 @@ impl Channel {
             Err(e) => return Err(e),
         }
         self.state = State::Connecting;
+        if let Some(d) = &mut self.deadlines {
+            d.connect_started = Some(Instant::now());
+        }
         Ok(())
     }
 
@@ -542,13 +648,17 @@ impl Channel {
         }
     }
 
-    /// Sends one datagram to `addr`: `Ok(0)` if the socket would block.
+    /// Sends one datagram to `addr`: `Ok(Some(bytes sent))`, or `Ok(None)` if the socket
+    /// would block (nothing was sent; try again on a write event). `None` rather than `0`
+    /// because an empty datagram is data: sending one is `Ok(Some(0))`. A disconnect error
+    /// is also `Ok(None)`, and the loop then runs `handle_close`, as with
+    /// [`send`](Channel::send).
     ///
     /// # Errors
     ///
     /// `InvalidInput` on a file channel; other sendto(2) errors (e.g. `EMSGSIZE`).
-    pub fn send_to(&mut self, data: &[u8], addr: impl Into<SockAddr>) -> io::Result<usize> {
-        let r = self.socket()?.send_to(data, &addr.into());
+    pub fn send_to(&mut self, data: &[u8], addr: impl Into<SockAddr>) -> io::Result<Option<usize>> {
+        let r = self.socket()?.send_to(data, &addr.into()).map(Some);
         self.classify(r)
     }
 

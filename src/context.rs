@@ -4,11 +4,14 @@ use std::any::Any;
 use std::io;
 use std::ops::{Deref, DerefMut};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::{Duration, Instant};
 
 use crate::channel::Channel;
 use crate::dispatcher::Dispatcher;
+use crate::event_loop::EventLoop;
 use crate::interest::Interest;
-use crate::sys::Selector;
+use crate::sys::{Selector, FIRST_CHANNEL_KEY};
+use crate::timer::{deadline_after, Action, TimerId, Timers};
 use crate::token::Token;
 
 /// A channel in the map with its dispatcher.
@@ -50,6 +53,10 @@ pub(crate) struct Core {
     pub(crate) pending_free: Vec<u32>,
     pub(crate) dirty: Vec<u32>,
     pub(crate) selector: Selector,
+    pub(crate) timers: Timers,
+    /// The time read right after the last wait (libuv's `uv_now`): the base for idle and
+    /// back-off deadlines, read once per iteration instead of once per event.
+    pub(crate) now: Instant,
     pub(crate) len: usize,
     pub(crate) stop: Option<Stop>,
     pub(crate) log_warnings: bool,
@@ -68,6 +75,8 @@ impl Core {
             pending_free: Vec::new(),
             dirty: Vec::new(),
             selector,
+            timers: Timers::default(),
+            now: Instant::now(),
             len: 0,
             stop: None,
             log_warnings: false,
@@ -107,6 +116,9 @@ impl Core {
         channel.token = Some(token);
         channel.label = short_type_name::<D>();
         channel.registered = Interest::NONE;
+        if let Some(d) = channel.deadlines.as_mut().filter(|d| d.idle.is_some()) {
+            d.last_active = Some(Instant::now());
+        }
         slot.state = SlotState::Occupied(Entry {
             channel,
             dispatcher: Box::new(dispatcher),
@@ -156,7 +168,8 @@ impl Core {
         }
     }
 
-    /// Deregisters and closes a channel's handle (the channel stays where it is).
+    /// Deregisters and closes a channel's handle (the channel stays where it is), and
+    /// cancels its timer.
     pub(crate) fn release(&mut self, channel: &mut Channel) {
         if let (Some(fd), Some(token)) = (channel.fd(), channel.token) {
             if !channel.registered.is_empty() {
@@ -164,14 +177,43 @@ impl Core {
                 // behind our back); closing proceeds either way.
                 let _ = self.selector.update(
                     fd,
-                    token.index as usize,
+                    FIRST_CHANNEL_KEY + token.index as usize,
                     channel.registered,
                     Interest::NONE,
                 );
             }
         }
+        if let Some((_, id)) = channel.deadlines.as_mut().and_then(|d| d.armed.take()) {
+            self.timers.cancel(id);
+        }
         channel.registered = Interest::NONE;
         channel.release();
+    }
+
+    pub(crate) fn call_at(
+        &mut self,
+        deadline: Instant,
+        f: impl FnOnce(&mut EventLoop) + 'static,
+    ) -> TimerId {
+        self.timers.insert(deadline, Action::Once(Box::new(f)))
+    }
+
+    pub(crate) fn call_later(
+        &mut self,
+        delay: Duration,
+        f: impl FnOnce(&mut EventLoop) + 'static,
+    ) -> TimerId {
+        self.call_at(deadline_after(Instant::now(), delay), f)
+    }
+
+    pub(crate) fn call_every(
+        &mut self,
+        period: Duration,
+        f: impl FnMut(&mut EventLoop) + 'static,
+    ) -> TimerId {
+        let first = deadline_after(Instant::now(), period);
+        self.timers
+            .insert(first, Action::Every(period, Box::new(f)))
     }
 
     /// Frees a slot whose channel is closed: the entry is dropped (a panic in the
@@ -229,6 +271,28 @@ impl Core {
             }
         }
     }
+}
+
+/// Arms a loop timer for a channel's earliest deadline (idle, connect, back-off) if
+/// none is armed for that time or earlier. A later deadline is left to the armed timer,
+/// which re-arms when it fires early for what is then due: activity on a channel with
+/// an idle timeout costs no timer operation.
+pub(crate) fn arm_deadline(timers: &mut Timers, token: Token, channel: &mut Channel) {
+    let state = channel.state();
+    let Some(d) = channel.deadlines.as_mut() else {
+        return;
+    };
+    let Some(at) = d.next(state) else {
+        return;
+    };
+    if let Some((armed_at, id)) = d.armed {
+        if armed_at <= at {
+            return;
+        }
+        timers.cancel(id);
+    }
+    let id = timers.insert(at, Action::Channel(token));
+    d.armed = Some((at, id));
 }
 
 /// "crate::module::Type<Args>" → "Type<Args>", for messages.
@@ -368,6 +432,39 @@ impl Context<'_> {
     /// next wait (readiness is level-triggered).
     pub fn stop_now(&mut self) {
         self.core.stop = Some(Stop::Now);
+    }
+
+    /// Runs `f` on the loop thread after `delay` (never earlier); see
+    /// [`EventLoop::call_later`].
+    pub fn call_later(
+        &mut self,
+        delay: Duration,
+        f: impl FnOnce(&mut EventLoop) + 'static,
+    ) -> TimerId {
+        self.core.call_later(delay, f)
+    }
+
+    /// Runs `f` at `deadline` (never earlier); see [`EventLoop::call_at`].
+    pub fn call_at(
+        &mut self,
+        deadline: Instant,
+        f: impl FnOnce(&mut EventLoop) + 'static,
+    ) -> TimerId {
+        self.core.call_at(deadline, f)
+    }
+
+    /// Runs `f` every `period` until cancelled; see [`EventLoop::call_every`].
+    pub fn call_every(
+        &mut self,
+        period: Duration,
+        f: impl FnMut(&mut EventLoop) + 'static,
+    ) -> TimerId {
+        self.core.call_every(period, f)
+    }
+
+    /// Cancels a timer; see [`EventLoop::cancel`].
+    pub fn cancel(&mut self, timer: TimerId) -> bool {
+        self.core.timers.cancel(timer)
     }
 
     /// Logs `msg` about this channel at warning level if the loop logs warnings

@@ -5,6 +5,7 @@ use std::io;
 
 use crate::channel::Channel;
 use crate::context::Context;
+use crate::timer::Timeout;
 
 /// A channel's behaviour: asyncore's `dispatcher` hooks, with the same names and defaults.
 ///
@@ -27,8 +28,13 @@ use crate::context::Context;
 ///   `ENOTCONN`, `ESHUTDOWN`, `ECONNABORTED`, `EPIPE`, `EBADF`) go to
 ///   [`handle_close`](Dispatcher::handle_close); anything else to
 ///   [`handle_error`](Dispatcher::handle_error). End of file seen by `recv`, a disconnect
-///   seen by `send`/`recv`, and a drained [`close_when_done`](Channel::close_when_done)
-///   queue also lead to `handle_close`, once the hook returns.
+///   seen by `send`/`recv`, a drained [`close_when_done`](Channel::close_when_done)
+///   queue and [`request_close`](Channel::request_close) lead to `handle_close` once the
+///   hook returns; end of file first goes to [`handle_eof`](Dispatcher::handle_eof),
+///   whose default asks for the close.
+/// * a listening channel whose accept fails for lack of descriptors or memory (`EMFILE`,
+///   `ENFILE`, `ENOBUFS`, `ENOMEM`) is never closed and never spins: accepting pauses and
+///   resumes after a back-off (10 ms, doubling up to 1 s), logged once per episode.
 ///
 /// `handle_close` runs at most once per channel, and after it returns the channel is
 /// closed (if the hook did not close it). No hook runs on a closed channel.
@@ -151,6 +157,39 @@ pub trait Dispatcher: Any {
     /// Whatever the implementation returns.
     fn handle_expt(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
         ctx.log_warning("unhandled incoming priority event");
+        Ok(())
+    }
+
+    /// End of input: [`recv`](Channel::recv) saw end of file (the peer shut down its
+    /// writing side, or closed). Runs once; the loop stops watching the channel for input
+    /// afterwards. Default: [`request_close`](Channel::request_close), so
+    /// [`handle_close`](Dispatcher::handle_close) follows, as in asyncore.
+    ///
+    /// Override it for half-close protocols: the channel stays open for output; push the
+    /// reply and [`close_when_done`](Channel::close_when_done), for example.
+    ///
+    /// # Errors
+    ///
+    /// Whatever the implementation returns; routed like any hook error.
+    fn handle_eof(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+        ctx.request_close();
+        Ok(())
+    }
+
+    /// A timeout set on the channel expired: [`Timeout::Idle`] (see
+    /// [`Channel::set_idle_timeout`]) or [`Timeout::Connect`] (see
+    /// [`Channel::set_connect_timeout`]). Default:
+    /// [`request_close`](Channel::request_close), so
+    /// [`handle_close`](Dispatcher::handle_close) follows. If the channel stays open, the
+    /// same timeout runs again one period later unless there is activity (idle) or the
+    /// connect completes.
+    ///
+    /// # Errors
+    ///
+    /// Whatever the implementation returns; routed like any hook error.
+    fn handle_timeout(&mut self, ctx: &mut Context<'_>, which: Timeout) -> io::Result<()> {
+        let _ = which;
+        ctx.request_close();
         Ok(())
     }
 

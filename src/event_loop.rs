@@ -3,14 +3,17 @@
 use std::any::Any;
 use std::io;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::channel::Channel;
-use crate::context::{Core, Entry, SlotState, Stop};
+use crate::context::{arm_deadline, Core, Entry, SlotState, Stop};
 use crate::dispatcher::Dispatcher;
 use crate::interest::Interest;
+use crate::remote::{Inbox, Remote};
 use crate::route::Router;
-use crate::sys::{Backend, Event, Selector};
+use crate::signal::Signals;
+use crate::sys::{Backend, Event, Selector, FIRST_CHANNEL_KEY, SIGNAL_KEY, WAKER_KEY};
+use crate::timer::{Action, TimerId};
 use crate::token::Token;
 
 /// When the loop asks a channel's `readable()` / `writable()`.
@@ -87,6 +90,13 @@ pub struct EventLoop {
     core: Core,
     events: Vec<Event>,
     mode: Mode,
+    /// Set while `poll_once` runs: a callback that calls `run` again gets an error.
+    running: bool,
+    /// The cross-thread wake-up, created by the first [`remote`](EventLoop::remote).
+    inbox: Option<Inbox>,
+    woken: bool,
+    signals: Option<Signals>,
+    signalled: bool,
 }
 
 impl EventLoop {
@@ -117,6 +127,11 @@ impl EventLoop {
             core: Core::new(Selector::new(backend)?),
             events: Vec::with_capacity(256),
             mode: Mode::default(),
+            running: false,
+            inbox: None,
+            woken: false,
+            signals: None,
+            signalled: false,
         })
     }
 
@@ -210,18 +225,184 @@ impl EventLoop {
         self.core.close_all();
     }
 
-    /// Runs iterations while the map is non-empty, at most `count` of them (`None` = no
-    /// bound), each waiting up to `timeout` (asyncore's `loop(timeout, use_poll, map,
-    /// count)`). An empty map returns at once; `count == Some(0)` runs none. Returns early
-    /// after a hook calls [`stop`](crate::Context::stop) (at the end of that iteration) or
-    /// [`stop_now`](crate::Context::stop_now) (right after that hook).
+    /// Runs `f` on the loop thread once `delay` has passed (asyncio's `call_later`). The
+    /// callback gets the whole loop: it may add and close channels, set timers and stop.
+    ///
+    /// Timers never fire early: a timer runs in the first iteration that starts its
+    /// dispatch at or after its deadline, after that iteration's channel events. Timers
+    /// due at the same instant run in the order they were set. A timer set by a timer
+    /// callback runs in a later iteration, never in the same pass.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use sockloop::EventLoop;
+    ///
+    /// let mut event_loop = EventLoop::new()?;
+    /// let start = Instant::now();
+    /// event_loop.call_later(Duration::from_millis(20), move |lp: &mut EventLoop| {
+    ///     assert!(start.elapsed() >= Duration::from_millis(20));
+    ///     lp.stop();
+    /// });
+    /// // No channels: `run` keeps going while a timer is pending.
+    /// event_loop.run(None, None)?;
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn call_later(
+        &mut self,
+        delay: Duration,
+        f: impl FnOnce(&mut EventLoop) + 'static,
+    ) -> TimerId {
+        self.core.call_later(delay, f)
+    }
+
+    /// Runs `f` at `deadline` (never earlier); see [`call_later`](EventLoop::call_later).
+    pub fn call_at(
+        &mut self,
+        deadline: Instant,
+        f: impl FnOnce(&mut EventLoop) + 'static,
+    ) -> TimerId {
+        self.core.call_at(deadline, f)
+    }
+
+    /// Runs `f` every `period`, first one period from now, until cancelled (from anywhere,
+    /// the callback itself included). A tick that comes late does not shift the schedule;
+    /// ticks missed entirely (the loop was busy for more than a period) are skipped, not
+    /// run in a burst. A zero period runs once per iteration and makes the loop's wait
+    /// zero.
+    pub fn call_every(
+        &mut self,
+        period: Duration,
+        f: impl FnMut(&mut EventLoop) + 'static,
+    ) -> TimerId {
+        self.core.call_every(period, f)
+    }
+
+    /// Cancels a timer. Returns false if it already fired (a one-shot timer) or was
+    /// cancelled; a stale id never cancels another timer.
+    pub fn cancel(&mut self, timer: TimerId) -> bool {
+        self.core.timers.cancel(timer)
+    }
+
+    /// The number of pending timers (channel timeouts included).
+    pub fn timers(&self) -> usize {
+        self.core.timers.len()
+    }
+
+    /// Stops [`run`](EventLoop::run) after the current iteration: for timer, signal and
+    /// [`Remote`] callbacks ([`Context::stop`](crate::Context::stop) in hooks).
+    pub fn stop(&mut self) {
+        if self.core.stop.is_none() {
+            self.core.stop = Some(Stop::AfterIteration);
+        }
+    }
+
+    /// A handle for other threads: wake the loop, run closures on it, stop it. All handles
+    /// share one eventfd, registered with the backend on the first call.
     ///
     /// # Errors
     ///
-    /// Only a failure of the wait itself (never a channel's error: those go to its hooks).
+    /// What eventfd(2) or the backend's registration reports.
+    pub fn remote(&mut self) -> io::Result<Remote> {
+        if self.inbox.is_none() {
+            let inbox = Inbox::new()?;
+            self.core
+                .selector
+                .update(inbox.fd(), WAKER_KEY, Interest::NONE, Interest::READABLE)?;
+            self.inbox = Some(inbox);
+        }
+        Ok(self
+            .inbox
+            .as_ref()
+            .map(Inbox::remote)
+            .expect("just created"))
+    }
+
+    /// Runs `f` on the loop thread whenever `signal` arrives (asyncio's
+    /// `add_signal_handler`); replaces an earlier handler for the same signal. The OS-level
+    /// handler only sets a flag and wakes the loop; `f` runs in the next iteration, after
+    /// channel events and timers, once however many times the signal arrived meanwhile.
+    /// Signal numbers are in [`signal`](crate::signal) (`SIGINT`, `SIGTERM`, ...).
+    ///
+    /// While a handler is installed, [`run`](EventLoop::run) keeps going even with no
+    /// channels or timers (a signal may still come). Once a handler for a signal is
+    /// installed, that signal no longer has its default action (terminate, for `SIGINT`)
+    /// in this process, even after [`remove_signal_handler`](EventLoop::remove_signal_handler)
+    /// or dropping the loop: the signal is then ignored.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for signals that cannot be handled (`SIGKILL`, `SIGSTOP`, and
+    /// `SIGSEGV`, `SIGILL`, `SIGFPE`, whose handlers must not return).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::{signal, EventLoop};
+    ///
+    /// let mut event_loop = EventLoop::new()?;
+    /// event_loop.add_signal_handler(signal::SIGUSR1, |lp: &mut EventLoop, sig| {
+    ///     assert_eq!(sig, signal::SIGUSR1);
+    ///     lp.close_all();
+    ///     lp.stop();
+    /// })?;
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn add_signal_handler(
+        &mut self,
+        signal: i32,
+        f: impl FnMut(&mut EventLoop, i32) + 'static,
+    ) -> io::Result<()> {
+        if self.signals.is_none() {
+            let signals = Signals::new()?;
+            self.core.selector.update(
+                signals.fd(),
+                SIGNAL_KEY,
+                Interest::NONE,
+                Interest::READABLE,
+            )?;
+            self.signals = Some(signals);
+        }
+        let signals = self.signals.as_mut().expect("just created");
+        signals.add(signal, Box::new(f)).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("cannot handle signal {signal}: {e}"),
+            )
+        })
+    }
+
+    /// Removes the handler for `signal`; false if there was none.
+    pub fn remove_signal_handler(&mut self, signal: i32) -> bool {
+        self.signals.as_mut().is_some_and(|s| s.remove(signal))
+    }
+
+    /// True while something could still make a callback run: a channel, a pending timer,
+    /// or a signal handler.
+    fn is_alive(&self) -> bool {
+        !self.is_empty()
+            || self.core.timers.len() > 0
+            || self.signals.as_ref().is_some_and(|s| !s.is_empty())
+    }
+
+    /// Runs iterations, at most `count` of them (`None` = no bound), each waiting up to
+    /// `timeout` (asyncore's `loop(timeout, use_poll, map, count)`). Returns when nothing
+    /// is left that could make a callback run: no channels (asyncore's condition), no
+    /// pending timers and no signal handlers; a [`Remote`] alone does not keep it going.
+    /// `count == Some(0)` runs none. Returns early after a hook calls
+    /// [`stop`](crate::Context::stop) (at the end of that iteration) or
+    /// [`stop_now`](crate::Context::stop_now) (right after that hook), after
+    /// [`EventLoop::stop`] from a callback, or [`Remote::stop`].
+    ///
+    /// # Errors
+    ///
+    /// Only a failure of the wait itself (never a channel's error: those go to its hooks),
+    /// or `WouldBlock`-free misuse: calling `run` or `poll_once` from a callback of the
+    /// same loop is an error of kind `Other`.
     pub fn run(&mut self, timeout: Option<Duration>, count: Option<usize>) -> io::Result<()> {
         let mut done = 0;
-        while !self.is_empty() && count.is_none_or(|c| done < c) {
+        while self.is_alive() && count.is_none_or(|c| done < c) {
             self.poll_once(timeout)?;
             done += 1;
             if self.core.stop.take().is_some() {
@@ -231,40 +412,127 @@ impl EventLoop {
         Ok(())
     }
 
-    /// Runs one iteration: ask predicates, wait up to `timeout`, dispatch (asyncore's
-    /// `poll` / `poll2`). Sub-millisecond timeouts are rounded up, never down to a busy
-    /// zero; `EINTR` is retried with the time that remains. Returns the number of
-    /// readiness reports dispatched.
+    /// Runs one iteration: ask predicates, wait up to `timeout` (or until the next timer
+    /// is due, if sooner), dispatch channel events, then run due timers, signal handlers
+    /// and [`Remote`] calls (asyncore's `poll` / `poll2`, plus timers). Sub-millisecond
+    /// timeouts are rounded up, never down to a busy zero; `EINTR` is retried with the
+    /// time that remains. Returns the number of channel readiness reports dispatched.
     ///
     /// # Errors
     ///
-    /// Only a failure of the wait itself.
+    /// Only a failure of the wait itself, or a call from inside a callback of this loop.
     pub fn poll_once(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
+        if self.running {
+            return Err(io::Error::other(
+                "the event loop is already running (poll_once or run called from a callback)",
+            ));
+        }
+        self.running = true;
+        let result = catch_unwind(AssertUnwindSafe(|| self.iterate(timeout)));
+        self.running = false;
+        result.unwrap_or_else(|payload| resume_unwind(payload))
+    }
+
+    fn iterate(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
         self.core.stop = None;
         self.core.free.append(&mut self.core.pending_free);
         self.refresh();
         // A `handle_close` run by the refresh (a close decided outside any hook) may have
         // asked to stop: then do not block in the wait.
-        let timeout = match self.core.stop {
+        let mut timeout = match self.core.stop {
             Some(Stop::Now) => return Ok(0),
             Some(Stop::AfterIteration) => Some(Duration::ZERO),
             None => timeout,
         };
+        if let Some(next) = self.core.timers.next_deadline() {
+            let until = next.saturating_duration_since(Instant::now());
+            timeout = Some(timeout.map_or(until, |t| t.min(until)));
+        }
         let mut events = std::mem::take(&mut self.events);
         let waited = self.core.selector.wait(&mut events, timeout);
+        self.core.now = Instant::now();
         let mut dispatched = 0;
         if waited.is_ok() {
             for ev in &events {
                 if self.core.stop == Some(Stop::Now) {
                     break;
                 }
-                if self.dispatch(ev.key, |router| router.dispatch(ev.ready)) {
-                    dispatched += 1;
+                match ev.key {
+                    WAKER_KEY => self.woken = true,
+                    SIGNAL_KEY => self.signalled = true,
+                    key => {
+                        let index = key - FIRST_CHANNEL_KEY;
+                        if self.dispatch(index, |router| router.dispatch(ev.ready)) {
+                            dispatched += 1;
+                        }
+                    }
                 }
             }
         }
         self.events = events;
-        waited.map(|()| dispatched)
+        waited?;
+        self.run_timers();
+        self.run_signal_handlers();
+        self.run_remote_calls();
+        Ok(dispatched)
+    }
+
+    /// Runs the timers due now. Timers set meanwhile wait for a later iteration, so a
+    /// zero-delay timer that re-arms itself cannot hold the loop in one pass.
+    fn run_timers(&mut self) {
+        let now = Instant::now();
+        let set_before = self.core.timers.mark();
+        while self.core.stop != Some(Stop::Now) {
+            let Some(due) = self.core.timers.pop_due(now, set_before) else {
+                break;
+            };
+            match due.action {
+                Action::Once(f) => f(self),
+                Action::Every(period, mut f) => {
+                    f(self);
+                    let now = Instant::now();
+                    self.core
+                        .timers
+                        .finish(due.id, due.deadline, now, period, f);
+                }
+                Action::Channel(token) => {
+                    if self.core.contains(token) {
+                        self.dispatch(token.index as usize, |router| router.deadline(now));
+                    }
+                }
+            }
+        }
+    }
+
+    fn run_signal_handlers(&mut self) {
+        if !std::mem::take(&mut self.signalled) {
+            return;
+        }
+        let Some(signals) = self.signals.as_mut() else {
+            return;
+        };
+        for (signal, mut handler) in signals.take_arrived() {
+            handler(self, signal);
+            if let Some(signals) = self.signals.as_mut() {
+                signals.restore(signal, handler);
+            }
+        }
+    }
+
+    fn run_remote_calls(&mut self) {
+        if !std::mem::take(&mut self.woken) {
+            return;
+        }
+        let Some(inbox) = self.inbox.as_ref() else {
+            return;
+        };
+        let (calls, stop) = inbox.take();
+        for f in calls {
+            f(self);
+        }
+        if stop {
+            self.stop();
+        }
     }
 
     /// Takes the channel in slot `index` out of the map, runs `f` on it, and puts it back
@@ -376,12 +644,18 @@ impl EventLoop {
                 return;
             }
         };
+        if let Some(token) = entry.channel.token {
+            arm_deadline(&mut self.core.timers, token, &mut entry.channel);
+        }
         let have = entry.channel.registered;
         if want == have {
             return;
         }
         let result = match entry.channel.fd() {
-            Some(fd) => self.core.selector.update(fd, index, have, want),
+            Some(fd) => self
+                .core
+                .selector
+                .update(fd, FIRST_CHANNEL_KEY + index, have, want),
             None => Ok(()),
         };
         match result {
@@ -396,7 +670,9 @@ impl EventLoop {
 /// Asks a channel's predicates; the panic's payload if one panicked.
 fn ask(dispatcher: &dyn Dispatcher, channel: &Channel) -> Result<Interest, Box<dyn Any + Send>> {
     catch_unwind(AssertUnwindSafe(|| {
-        let r = dispatcher.readable(channel);
+        // After end of file input is always "ready": watching it would spin. A listener
+        // paused by the accept back-off waits for its timer.
+        let r = !channel.is_eof() && !channel.is_accept_paused() && dispatcher.readable(channel);
         let w = !channel.is_accepting() && dispatcher.writable(channel);
         Interest::from_flags(r, w)
     }))

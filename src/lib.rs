@@ -130,10 +130,13 @@ mod dispatcher;
 mod event_loop;
 mod interest;
 pub mod producer;
+mod remote;
 mod route;
 mod send;
+pub mod signal;
 #[allow(unsafe_code)]
 mod sys;
+mod timer;
 mod token;
 
 pub use channel::{is_disconnect, Channel, State};
@@ -143,6 +146,8 @@ pub use dispatcher::Dispatcher;
 pub use event_loop::{EventLoop, Mode};
 pub use interest::Interest;
 pub use producer::{Producer, SimpleProducer};
+pub use remote::Remote;
 pub use socket2::{Domain, SockAddr, Socket, Type};
 pub use sys::Backend;
+pub use timer::{Timeout, TimerId};
 pub use token::Token;

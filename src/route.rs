@@ -3,12 +3,30 @@
 
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::{Duration, Instant};
 
-use crate::channel::{is_disconnect, Channel, State};
+use rustix::io::Errno;
+
+use crate::channel::{is_disconnect, Backoff, Channel, State};
 use crate::context::{Context, Core, Stop};
 use crate::dispatcher::Dispatcher;
 use crate::interest::Ready;
+use crate::timer::Timeout;
 use crate::token::Token;
+
+/// The first pause after an accept ran out of resources; it doubles per failed retry.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+/// The longest pause: once descriptors free up, accepting resumes within this.
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// Accept errors that mean "out of descriptors or memory": retrying at once would spin,
+/// closing the listener would stop the service for a passing shortage.
+fn is_resource_exhaustion(err: &io::Error) -> bool {
+    matches!(
+        Errno::from_io_error(err),
+        Some(Errno::MFILE | Errno::NFILE | Errno::NOBUFS | Errno::NOMEM)
+    )
+}
 
 /// One channel taken out of the map while its hooks run.
 pub(crate) struct Router<'a> {
@@ -74,7 +92,12 @@ impl Router<'_> {
         if !self.is_open() {
             return;
         }
-        match self.call(hook) {
+        let outcome = self.call(hook);
+        self.finish(name, outcome);
+    }
+
+    fn finish(&mut self, name: &str, outcome: Outcome) {
+        match outcome {
             Outcome::Done(Ok(())) => {}
             Outcome::Done(Err(e)) => self.error(e),
             Outcome::Panicked => self.panicked(name),
@@ -111,12 +134,49 @@ impl Router<'_> {
         self.close();
     }
 
-    /// After hooks ran: end of file, a disconnect or a drained `close_when_done` queue
-    /// seen during them means `handle_close` now.
+    /// After hooks ran: end of file seen during them means `handle_eof` now; a
+    /// disconnect, a drained `close_when_done` queue or `request_close` (from any hook,
+    /// `handle_eof` included) means `handle_close`.
     pub(crate) fn settle(&mut self) {
-        if self.is_open() && self.channel.pending.any() && !self.stopping_now() {
+        if !self.is_open() || self.stopping_now() {
+            return;
+        }
+        let pending = self.channel.pending;
+        if pending.eof && !pending.eof_reported && !pending.close() {
+            self.channel.pending.eof_reported = true;
+            self.hook("handle_eof", |d, ctx| d.handle_eof(ctx));
+        }
+        if self.is_open() && self.channel.pending.close() && !self.stopping_now() {
             self.close_event();
         }
+    }
+
+    /// The channel's loop timer fired: resume accepting after a back-off, or report an
+    /// expired connect or idle timeout.
+    pub(crate) fn deadline(&mut self, now: Instant) {
+        let state = self.channel.state();
+        let d = self.channel.deadlines_mut();
+        d.armed = None;
+        if let Some(b) = &mut d.backoff {
+            if b.paused && b.resume_at <= now {
+                b.paused = false;
+            }
+        }
+        let connect_due = state == State::Connecting
+            && matches!((d.connect_started, d.connect), (Some(s), Some(t)) if s + t <= now);
+        let idle_due = matches!((d.last_active, d.idle), (Some(l), Some(t)) if l + t <= now);
+        if connect_due {
+            d.connect_started = Some(now);
+            self.hook("handle_timeout", |d, ctx| {
+                d.handle_timeout(ctx, Timeout::Connect)
+            });
+        } else if idle_due {
+            d.last_active = Some(now);
+            self.hook("handle_timeout", |d, ctx| {
+                d.handle_timeout(ctx, Timeout::Idle)
+            });
+        }
+        self.settle();
     }
 
     /// Dispatches one readiness report. Select reports read, write and except separately
@@ -125,6 +185,9 @@ impl Router<'_> {
         if ready.intersects(Ready::NVAL) {
             // The fd was closed behind the loop's back.
             return self.close_event();
+        }
+        if let Some(d) = self.channel.deadlines.as_mut().filter(|d| d.idle.is_some()) {
+            d.last_active = Some(self.core.now);
         }
         let hup = ready.intersects(Ready::HUP | Ready::ERR);
         let wants = self.channel.registered;
@@ -154,7 +217,7 @@ impl Router<'_> {
 
     fn read_event(&mut self) {
         match self.channel.state() {
-            State::Accepting => self.hook("handle_accept", |d, ctx| d.handle_accept(ctx)),
+            State::Accepting => self.accept_event(),
             State::Connecting => {
                 if self.connect_event() && !self.stopping_now() {
                     self.hook("handle_read", |d, ctx| d.handle_read(ctx));
@@ -162,6 +225,43 @@ impl Router<'_> {
             }
             _ => self.hook("handle_read", |d, ctx| d.handle_read(ctx)),
         }
+    }
+
+    /// `handle_accept`, with the back-off on resource exhaustion.
+    fn accept_event(&mut self) {
+        match self.call(|d, ctx| d.handle_accept(ctx)) {
+            Outcome::Done(Err(e)) if is_resource_exhaustion(&e) => self.pause_accepting(&e),
+            outcome => {
+                let backoff = self
+                    .channel
+                    .deadlines
+                    .as_mut()
+                    .and_then(|d| d.backoff.take());
+                if backoff.is_some() {
+                    log::info!("accepting again on {}", self.channel);
+                }
+                self.finish("handle_accept", outcome);
+            }
+        }
+    }
+
+    fn pause_accepting(&mut self, err: &io::Error) {
+        let delay = match self.channel.deadlines_mut().backoff {
+            Some(b) => (b.delay * 2).min(ACCEPT_BACKOFF_MAX),
+            None => {
+                log::warn!(
+                    "accept failed on {} ({err}); pausing accepts, retrying with back-off",
+                    self.channel
+                );
+                ACCEPT_BACKOFF_MIN
+            }
+        };
+        let resume_at = self.core.now + delay;
+        self.channel.deadlines_mut().backoff = Some(Backoff {
+            delay,
+            resume_at,
+            paused: true,
+        });
     }
 
     fn write_event(&mut self) {

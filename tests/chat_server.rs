@@ -161,9 +161,15 @@ fn slow_reader_is_disconnected(backend: Backend) {
         sock.connect(&addr.into()).unwrap();
         let mut slow = Client::from_stream(sock.into());
         let mut reader = Client::connect(addr);
+        // The reader keeps up, whatever the machine's load: the sender stays at most
+        // WINDOW lines ahead of it, so only the slow client's queue can outgrow the limit.
+        const WINDOW: usize = 16;
+        let progress = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let read_progress = std::sync::Arc::clone(&progress);
         let read_all = std::thread::spawn(move || {
             for i in 0..LINES {
                 let line = reader.recv();
+                read_progress.store(i + 1, std::sync::atomic::Ordering::Release);
                 assert!(
                     line.starts_with(&format!("<guest3> {i:05} ")),
                     "line {i}: {:.40}",
@@ -180,9 +186,14 @@ fn slow_reader_is_disconnected(backend: Backend) {
         let mut batch = String::new();
         for i in 0..LINES {
             batch.push_str(&format!("{i:05} {filler}\n"));
-            if batch.len() > 64 * 1024 {
+            if (i + 1) % WINDOW == 0 {
                 sender.writer.write_all(batch.as_bytes()).unwrap();
                 batch.clear();
+                let waited = std::time::Instant::now();
+                while progress.load(std::sync::atomic::Ordering::Acquire) + WINDOW < i + 1 {
+                    assert!(waited.elapsed() < Duration::from_secs(10), "reader stalled");
+                    std::thread::sleep(Duration::from_micros(200));
+                }
             }
         }
         sender.writer.write_all(batch.as_bytes()).unwrap();

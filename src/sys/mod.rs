@@ -108,6 +108,14 @@ impl std::fmt::Display for Backend {
     }
 }
 
+/// The key of the loop's cross-thread wake-up registration.
+pub(crate) const WAKER_KEY: usize = 0;
+/// The key of the loop's signal wake-up registration.
+pub(crate) const SIGNAL_KEY: usize = 1;
+/// Channel `i` (its slot index) is registered under key `FIRST_CHANNEL_KEY + i`; the keys
+/// below are the loop's own. Keys stay small: select and poll index tables by key.
+pub(crate) const FIRST_CHANNEL_KEY: usize = 2;
+
 /// One readiness report: which registration, and what the OS saw.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Event {
