@@ -3,8 +3,9 @@
 //! Run: `cargo run --release --example chat_server -- --addr 127.0.0.1:7001`
 //! Options: `--addr HOST:PORT` (default 127.0.0.1:7001; port 0 picks a free one),
 //! `--backend select|poll|epoll` (default epoll), `--max-line BYTES` (default 4096),
-//! `--max-queue BYTES` (default 1048576). When ready it prints `listening on <addr>` with
-//! the real address. Try it with a few `nc 127.0.0.1 7001`.
+//! `--max-queue BYTES` (default 1048576), `--idle-timeout SECS` (default 300; 0 = none).
+//! When ready it prints `listening on <addr>` with the real address. Try it with a few
+//! `nc 127.0.0.1 7001`. SIGINT or SIGTERM closes every connection and exits with status 0.
 //!
 //! Protocol: lines end with `\n` (a trailing `\r` is stripped). On connect the server sends
 //! `welcome ...`. `/nick NAME` → `ok`; `/who` → `users: NAME NAME ...` (in joining order);
@@ -12,7 +13,8 @@
 //! to every other client as `<NAME> text`, in order (empty lines are ignored). Names start
 //! as `guest1`, `guest2`, ... A line longer than `--max-line` → `error: line too long`,
 //! then close. A client whose unsent output passes `--max-queue` (it stopped reading) is
-//! disconnected; everyone else keeps working.
+//! disconnected; everyone else keeps working. A client with no traffic either way for the
+//! idle timeout is disconnected.
 
 use std::cell::RefCell;
 use std::io::{self, Write};
@@ -22,7 +24,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use sockloop::chat::{AsyncChat, ChatContext, ChatHandler, Terminator};
-use sockloop::{Backend, Channel, Context, Dispatcher, EventLoop, SockAddr, Socket, Token};
+use sockloop::{signal, Backend, Channel, Context, Dispatcher, EventLoop, SockAddr, Socket, Token};
 
 /// The room's limits.
 #[derive(Clone, Copy, Debug)]
@@ -31,6 +33,8 @@ pub struct Config {
     pub max_line: usize,
     /// A client with more unsent output than this is disconnected.
     pub max_queue: usize,
+    /// A client with no read or write event for this long is disconnected.
+    pub idle_timeout: Option<Duration>,
 }
 
 impl Default for Config {
@@ -38,6 +42,7 @@ impl Default for Config {
         Config {
             max_line: 4096,
             max_queue: 1024 * 1024,
+            idle_timeout: Some(Duration::from_secs(300)),
         }
     }
 }
@@ -93,6 +98,7 @@ impl Dispatcher for Listener {
         let mut ch = Channel::from_socket(sock)?;
         ch.set_nodelay(true)?;
         let config = self.room.borrow().config;
+        ch.set_idle_timeout(config.idle_timeout);
         let name = self.room.borrow_mut().next_guest();
         ch.push(
             format!("welcome to the sockloop chat, {name}; commands: /nick NAME, /who, /quit\n")
@@ -297,10 +303,15 @@ fn parse_args() -> io::Result<Args> {
             "--backend" => args.backend = value.parse()?,
             "--max-line" => args.config.max_line = bytes()?,
             "--max-queue" => args.config.max_queue = bytes()?,
+            "--idle-timeout" => {
+                let secs = bytes()? as u64;
+                args.config.idle_timeout = (secs > 0).then(|| Duration::from_secs(secs));
+            }
             _ => {
                 return Err(invalid(format!(
                     "unknown flag {flag}; usage: chat_server [--addr HOST:PORT] \
-                     [--backend select|poll|epoll] [--max-line BYTES] [--max-queue BYTES]"
+                     [--backend select|poll|epoll] [--max-line BYTES] [--max-queue BYTES] \
+                     [--idle-timeout SECS]"
                 )))
             }
         }
@@ -311,6 +322,7 @@ fn parse_args() -> io::Result<Args> {
 fn serve(args: Args) -> io::Result<()> {
     let mut event_loop = EventLoop::with_backend(args.backend)?;
     let bound = listen(&mut event_loop, args.addr, args.config)?;
+    event_loop.stop_on_signals(&[signal::SIGINT, signal::SIGTERM])?;
     println!("listening on {bound}");
     io::stdout().flush()?;
     event_loop.run(Some(Duration::from_secs(30)), None)

@@ -3,7 +3,9 @@
 //! Run (with `echo_server` running):
 //! `cargo run --release --example echo_client -- --addr 127.0.0.1:7000 --clients 10 --messages 1000 --size 64`
 //! (`--backend select|poll|epoll` too). Prints a one-line summary; exits non-zero if any
-//! byte was wrong or missing, or a connection failed.
+//! byte was wrong or missing, or a connection failed. SIGINT or SIGTERM stops the run,
+//! closes every client and prints `interrupted` after the summary (status 0 unless a byte
+//! was wrong).
 
 use std::io;
 use std::net::SocketAddr;
@@ -159,6 +161,17 @@ fn run(args: Args) -> io::Result<bool> {
             },
         )?;
     }
+    // SIGINT / SIGTERM: close every client, report what was done, exit 0 (an interrupted
+    // run is not a failed one).
+    let interrupted = std::rc::Rc::new(std::cell::Cell::new(false));
+    for sig in [sockloop::signal::SIGINT, sockloop::signal::SIGTERM] {
+        let interrupted = interrupted.clone();
+        event_loop.add_signal_handler(sig, move |lp, _| {
+            interrupted.set(true);
+            lp.close_all();
+            lp.stop();
+        })?;
+    }
     let start = Instant::now();
     // Bounded: a silent server fails the run after 10 s without progress per iteration.
     event_loop.run(Some(Duration::from_secs(10)), None)?;
@@ -177,6 +190,10 @@ fn run(args: Args) -> io::Result<bool> {
         t.mismatched,
         t.messages as f64 / elapsed
     );
+    if interrupted.get() {
+        println!("interrupted");
+        return Ok(t.mismatched == 0);
+    }
     Ok(t.failed == 0 && t.mismatched == 0 && t.done == args.clients)
 }
 

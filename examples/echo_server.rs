@@ -4,6 +4,9 @@
 //! (`--backend` is one of select, poll, epoll; defaults: 127.0.0.1:7000, epoll). When ready
 //! it prints `listening on <addr>` with the real address (use port 0 for any free port),
 //! then echoes everything back to any number of clients. Try it with `nc 127.0.0.1 7000`.
+//! `--threads N` runs N loops on N threads, each with its own listener on the same port
+//! (`SO_REUSEPORT`, see `LoopGroup`). SIGINT or SIGTERM closes every connection and exits
+//! with status 0.
 //!
 //! Back-pressure: while a client's unsent output is over `MAX_QUEUED`, the server stops
 //! reading from that client (its `readable()` is false), so a client that sends without
@@ -15,7 +18,9 @@ use std::process::ExitCode;
 use std::rc::Rc;
 use std::time::Duration;
 
-use sockloop::{Backend, Channel, Context, Dispatcher, EventLoop, SockAddr, Socket};
+use sockloop::{
+    signal, Backend, Channel, Context, Dispatcher, EventLoop, LoopGroup, SockAddr, Socket,
+};
 
 /// Stop reading from a client while this much of its echo is still unsent.
 const MAX_QUEUED: usize = 256 * 1024;
@@ -25,8 +30,18 @@ const MAX_QUEUED: usize = 256 * 1024;
 /// cost a 64 KiB memset per message.
 type SharedBuf = Rc<RefCell<Vec<u8>>>;
 
-struct Listener {
+/// The listening channel's dispatcher: wraps each accepted socket in an [`Echo`].
+pub struct Listener {
     buf: SharedBuf,
+}
+
+impl Default for Listener {
+    /// A listener with its own 64 KiB read buffer, shared by the connections it accepts.
+    fn default() -> Listener {
+        Listener {
+            buf: Rc::new(RefCell::new(vec![0u8; 65536])),
+        }
+    }
 }
 
 impl Dispatcher for Listener {
@@ -72,12 +87,14 @@ impl Dispatcher for Echo {
 struct Args {
     addr: std::net::SocketAddr,
     backend: Backend,
+    threads: usize,
 }
 
 fn parse_args() -> io::Result<Args> {
     let mut args = Args {
         addr: "127.0.0.1:7000".parse().map_err(io::Error::other)?,
         backend: Backend::Epoll,
+        threads: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -91,10 +108,18 @@ fn parse_args() -> io::Result<Args> {
                 })?
             }
             "--backend" => args.backend = value.parse()?,
+            "--threads" => {
+                args.threads = value.parse().ok().filter(|&n| n > 0).ok_or_else(|| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("--threads {value}: expected a positive number"),
+                    )
+                })?
+            }
             _ => {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
-                    format!("unknown flag {flag}; usage: echo_server [--addr HOST:PORT] [--backend select|poll|epoll]"),
+                    format!("unknown flag {flag}; usage: echo_server [--addr HOST:PORT] [--backend select|poll|epoll] [--threads N]"),
                 ))
             }
         }
@@ -103,14 +128,32 @@ fn parse_args() -> io::Result<Args> {
 }
 
 fn serve(args: Args) -> io::Result<()> {
-    let listener = Channel::tcp_listener(args.addr, 1024)?;
-    let bound = listener.local_inet_addr()?;
-    let mut event_loop = EventLoop::with_backend(args.backend)?;
-    let buf = Rc::new(RefCell::new(vec![0u8; 65536]));
-    event_loop.add(listener, Listener { buf })?;
-    println!("listening on {bound}");
+    let exit_signals = [signal::SIGINT, signal::SIGTERM];
+    if args.threads == 1 {
+        let listener = Channel::tcp_listener(args.addr, 1024)?;
+        let bound = listener.local_inet_addr()?;
+        let mut event_loop = EventLoop::with_backend(args.backend)?;
+        event_loop.add(listener, Listener::default())?;
+        event_loop.stop_on_signals(&exit_signals)?;
+        println!("listening on {bound}");
+        io::stdout().flush()?;
+        return event_loop.run(Some(Duration::from_secs(30)), None);
+    }
+    let group = LoopGroup::listen(args.addr, args.threads, args.backend, |_, _| {
+        Ok(Listener::default())
+    })?;
+    // The main thread only waits for the exit signal; the group's loops serve.
+    let mut main_loop = EventLoop::with_backend(args.backend)?;
+    main_loop.stop_on_signals(&exit_signals)?;
+    println!(
+        "listening on {} ({} threads)",
+        group.local_addr(),
+        group.len()
+    );
     io::stdout().flush()?;
-    event_loop.run(Some(Duration::from_secs(30)), None)
+    main_loop.run_forever()?;
+    group.stop();
+    group.join()
 }
 
 fn main() -> ExitCode {

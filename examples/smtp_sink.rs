@@ -21,6 +21,8 @@
 //! empty), then the message exactly as received after unstuffing, every line ending in
 //! CRLF. A rejected or aborted message (RSET, disconnect during DATA, too large) writes
 //! nothing.
+//!
+//! SIGINT or SIGTERM closes every connection and exits with status 0.
 
 use std::fs;
 use std::io::{self, Write};
@@ -536,6 +538,7 @@ fn parse_args() -> io::Result<Args> {
 fn serve(args: Args) -> io::Result<()> {
     let mut event_loop = EventLoop::with_backend(args.backend)?;
     let bound = listen(&mut event_loop, args.addr, args.config)?;
+    event_loop.stop_on_signals(&[sockloop::signal::SIGINT, sockloop::signal::SIGTERM])?;
     println!("listening on {bound}");
     io::stdout().flush()?;
     event_loop.run(Some(Duration::from_secs(30)), None)

@@ -19,6 +19,8 @@
 //! * A send error for one datagram (e.g. `EMSGSIZE`, `ENETUNREACH`) is routed by the loop
 //!   to [`handle_error`](Dispatcher::handle_error), which counts it, drops that datagram
 //!   and keeps serving.
+//!
+//! SIGINT or SIGTERM closes the socket and exits with status 0.
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
@@ -26,7 +28,9 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use sockloop::{Backend, Channel, Context, Dispatcher, Domain, EventLoop, SockAddr, Token, Type};
+use sockloop::{
+    signal, Backend, Channel, Context, Dispatcher, Domain, EventLoop, SockAddr, Token, Type,
+};
 
 /// The most datagrams one read event receives.
 pub const MAX_BATCH: usize = 64;
@@ -261,6 +265,7 @@ fn parse_args() -> io::Result<Args> {
 fn serve(args: Args) -> io::Result<()> {
     let mut event_loop = EventLoop::with_backend(args.backend)?;
     let (_, bound) = listen(&mut event_loop, args.addr)?;
+    event_loop.stop_on_signals(&[signal::SIGINT, signal::SIGTERM])?;
     println!("listening on {bound}");
     io::stdout().flush()?;
     event_loop.run(Some(Duration::from_secs(30)), None)

@@ -434,7 +434,13 @@ impl Channel {
     /// [`handle_timeout`](crate::Dispatcher::handle_timeout) with
     /// [`Timeout::Connect`](crate::Timeout::Connect) (default: close).
     pub fn set_connect_timeout(&mut self, timeout: Option<Duration>) {
-        self.deadlines_mut().connect = timeout;
+        let connecting = self.is_connecting();
+        let d = self.deadlines_mut();
+        d.connect = timeout;
+        if connecting && d.connect_started.is_none() {
+            // Set after `connect`: count from now (the start was not recorded).
+            d.connect_started = Some(Instant::now());
+        }
     }
 
     /// The connect timeout, if one is set.

@@ -325,8 +325,9 @@ impl EventLoop {
     /// channel events and timers, once however many times the signal arrived meanwhile.
     /// Signal numbers are in [`signal`](crate::signal) (`SIGINT`, `SIGTERM`, ...).
     ///
-    /// While a handler is installed, [`run`](EventLoop::run) keeps going even with no
-    /// channels or timers (a signal may still come). Once a handler for a signal is
+    /// A handler does not keep [`run`](EventLoop::run) going by itself (a client's loop
+    /// should end when its channels are done); to wait for nothing but signals, use
+    /// [`run_forever`](EventLoop::run_forever). Once a handler for a signal is
     /// installed, that signal no longer has its default action (terminate, for `SIGINT`)
     /// in this process, even after [`remove_signal_handler`](EventLoop::remove_signal_handler)
     /// or dropping the loop: the signal is then ignored.
@@ -373,23 +374,49 @@ impl EventLoop {
         })
     }
 
+    /// Closes every channel and stops [`run`](EventLoop::run) when any of `signals`
+    /// arrives: the graceful exit a server wants on `SIGINT` and `SIGTERM`.
+    ///
+    /// # Errors
+    ///
+    /// As [`add_signal_handler`](EventLoop::add_signal_handler).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::{signal, EventLoop};
+    ///
+    /// let mut event_loop = EventLoop::new()?;
+    /// event_loop.stop_on_signals(&[signal::SIGINT, signal::SIGTERM])?;
+    /// # event_loop.remove_signal_handler(signal::SIGINT);
+    /// # event_loop.remove_signal_handler(signal::SIGTERM);
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn stop_on_signals(&mut self, signals: &[i32]) -> io::Result<()> {
+        for &signal in signals {
+            self.add_signal_handler(signal, |lp, _| {
+                lp.close_all();
+                lp.stop();
+            })?;
+        }
+        Ok(())
+    }
+
     /// Removes the handler for `signal`; false if there was none.
     pub fn remove_signal_handler(&mut self, signal: i32) -> bool {
         self.signals.as_mut().is_some_and(|s| s.remove(signal))
     }
 
-    /// True while something could still make a callback run: a channel, a pending timer,
-    /// or a signal handler.
+    /// True while there is work that [`run`](EventLoop::run) waits for: a channel or a
+    /// pending timer.
     fn is_alive(&self) -> bool {
-        !self.is_empty()
-            || self.core.timers.len() > 0
-            || self.signals.as_ref().is_some_and(|s| !s.is_empty())
+        !self.is_empty() || self.core.timers.len() > 0
     }
 
     /// Runs iterations, at most `count` of them (`None` = no bound), each waiting up to
-    /// `timeout` (asyncore's `loop(timeout, use_poll, map, count)`). Returns when nothing
-    /// is left that could make a callback run: no channels (asyncore's condition), no
-    /// pending timers and no signal handlers; a [`Remote`] alone does not keep it going.
+    /// `timeout` (asyncore's `loop(timeout, use_poll, map, count)`). Returns when no
+    /// channels (asyncore's condition) and no pending timers are left; signal handlers and
+    /// [`Remote`]s do not keep it going (see [`run_forever`](EventLoop::run_forever)).
     /// `count == Some(0)` runs none. Returns early after a hook calls
     /// [`stop`](crate::Context::stop) (at the end of that iteration) or
     /// [`stop_now`](crate::Context::stop_now) (right after that hook), after
@@ -410,6 +437,23 @@ impl EventLoop {
             }
         }
         Ok(())
+    }
+
+    /// Runs iterations until a stop is asked ([`EventLoop::stop`] from a callback,
+    /// [`Context::stop`](crate::Context::stop) / [`stop_now`](crate::Context::stop_now)
+    /// from a hook, [`Remote::stop`]), even with no channels or timers: asyncio's
+    /// `run_forever`, for a loop that waits for signals or [`Remote`] calls.
+    ///
+    /// # Errors
+    ///
+    /// As [`run`](EventLoop::run).
+    pub fn run_forever(&mut self) -> io::Result<()> {
+        loop {
+            self.poll_once(None)?;
+            if self.core.stop.take().is_some() {
+                return Ok(());
+            }
+        }
     }
 
     /// Runs one iteration: ask predicates, wait up to `timeout` (or until the next timer

@@ -128,6 +128,7 @@ pub mod chat;
 mod context;
 mod dispatcher;
 mod event_loop;
+mod group;
 mod interest;
 pub mod producer;
 mod remote;
@@ -144,6 +145,7 @@ pub use chat::{AsyncChat, ChatContext, ChatHandler, Piece, Scanner, Scripted, Te
 pub use context::Context;
 pub use dispatcher::Dispatcher;
 pub use event_loop::{EventLoop, Mode};
+pub use group::LoopGroup;
 pub use interest::Interest;
 pub use producer::{Producer, SimpleProducer};
 pub use remote::Remote;

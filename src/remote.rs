@@ -57,7 +57,6 @@ fn loop_gone() -> io::Error {
 /// # Examples
 ///
 /// ```
-/// use std::time::Duration;
 /// use sockloop::EventLoop;
 ///
 /// let mut event_loop = EventLoop::new()?;
@@ -69,10 +68,8 @@ fn loop_gone() -> io::Error {
 ///     })
 /// });
 /// worker.join().unwrap()?;
-/// // Keep the loop alive until the call arrives: a timer far in the future.
-/// let keep_alive = event_loop.call_later(Duration::from_secs(60), |_| {});
-/// event_loop.run(None, None)?;
-/// event_loop.cancel(keep_alive);
+/// // No channels: wait for the call (it stops the loop).
+/// event_loop.run_forever()?;
 /// # std::io::Result::Ok(())
 /// ```
 #[derive(Clone)]

@@ -51,12 +51,15 @@ impl Signals {
         self.read.as_fd()
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.registrations.is_empty()
-    }
-
     /// Installs (or replaces) the handler for `signal`.
     pub(crate) fn add(&mut self, signal: i32, handler: Handler) -> io::Result<()> {
+        // signal-hook panics on these rather than returning an error.
+        if signal_hook::consts::FORBIDDEN.contains(&signal) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "this signal cannot be handled",
+            ));
+        }
         if let Some(r) = self.registrations.iter_mut().find(|r| r.signal == signal) {
             r.handler = Some(handler);
             return Ok(());

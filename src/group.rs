@@ -1,0 +1,210 @@
+//! Multi-core: N loops on N threads, one listener each on a shared port.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use socket2::{Domain, Socket, Type};
+
+use crate::channel::Channel;
+use crate::dispatcher::Dispatcher;
+use crate::event_loop::EventLoop;
+use crate::remote::Remote;
+use crate::sys::Backend;
+
+/// N event loops on N threads, each with its own listening socket on the same address
+/// (`SO_REUSEPORT`: the kernel spreads incoming connections across them), each listener's
+/// dispatcher built by one factory on its loop's thread.
+///
+/// This is the libuv / nginx way to use several cores: no state is shared between loops,
+/// so each stays single-threaded and callback-driven. Connections stay on the loop that
+/// accepted them.
+///
+/// # Examples
+///
+/// ```
+/// use std::io;
+/// use sockloop::{Backend, Channel, Context, Dispatcher, LoopGroup, SockAddr, Socket};
+///
+/// struct Server;
+/// impl Dispatcher for Server {
+///     fn handle_accepted(&mut self, ctx: &mut Context<'_>, sock: Socket, _: SockAddr) -> io::Result<()> {
+///         ctx.add(Channel::from_socket(sock)?, Conn)?;
+///         Ok(())
+///     }
+/// }
+/// struct Conn;
+/// impl Dispatcher for Conn {}
+///
+/// let group = LoopGroup::listen("127.0.0.1:0".parse().unwrap(), 2, Backend::Epoll, |_, _| Ok(Server))?;
+/// let addr = group.local_addr();
+/// std::net::TcpStream::connect(addr)?;
+/// group.stop();
+/// group.join()?;
+/// # io::Result::Ok(())
+/// ```
+pub struct LoopGroup {
+    addr: SocketAddr,
+    workers: Vec<(Remote, JoinHandle<io::Result<()>>)>,
+}
+
+/// The listen backlog of each listener.
+const BACKLOG: i32 = 1024;
+
+fn reuseport_listener(addr: SocketAddr) -> io::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    Ok(socket)
+}
+
+impl LoopGroup {
+    /// Binds `threads` listeners to `addr` (port 0: one free port, shared by all), then
+    /// starts one loop per listener on `backend`, each on its own thread. On each thread
+    /// `factory(index, &mut loop)` builds the listener's dispatcher (and may set timers or
+    /// add channels to that loop). The loops run until [`stop`](LoopGroup::stop).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for zero threads; a bind, loop or factory error from any thread (the
+    /// loops already started are stopped and joined first).
+    pub fn listen<D, F>(
+        addr: SocketAddr,
+        threads: usize,
+        backend: Backend,
+        factory: F,
+    ) -> io::Result<LoopGroup>
+    where
+        D: Dispatcher,
+        F: Fn(usize, &mut EventLoop) -> io::Result<D> + Send + Sync + 'static,
+    {
+        if threads == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a loop group needs at least one thread",
+            ));
+        }
+        let first = reuseport_listener(addr)?;
+        let addr = first
+            .local_addr()?
+            .as_socket()
+            .ok_or_else(|| io::Error::other("listener without an inet address"))?;
+        let mut listeners = vec![first];
+        for _ in 1..threads {
+            listeners.push(reuseport_listener(addr)?);
+        }
+        let factory = Arc::new(factory);
+        let mut group = LoopGroup {
+            addr,
+            workers: Vec::with_capacity(threads),
+        };
+        for (index, listener) in listeners.into_iter().enumerate() {
+            let factory = Arc::clone(&factory);
+            let (ready_tx, ready_rx) = mpsc::channel();
+            let thread = std::thread::Builder::new()
+                .name(format!("sockloop-{index}"))
+                .spawn(move || {
+                    let setup = || -> io::Result<EventLoop> {
+                        let mut event_loop = EventLoop::with_backend(backend)?;
+                        let dispatcher = factory(index, &mut event_loop)?;
+                        event_loop.add(Channel::from_socket(listener)?, dispatcher)?;
+                        Ok(event_loop)
+                    };
+                    let mut event_loop = match setup().and_then(|mut lp| Ok((lp.remote()?, lp))) {
+                        Ok((remote, lp)) => {
+                            let _ = ready_tx.send(Ok(remote));
+                            lp
+                        }
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                            return Ok(());
+                        }
+                    };
+                    event_loop.run_forever()
+                })?;
+            let ready = ready_rx
+                .recv()
+                .unwrap_or_else(|_| Err(io::Error::other("loop thread died during setup")));
+            match ready {
+                Ok(remote) => group.workers.push((remote, thread)),
+                Err(e) => {
+                    let _ = thread.join();
+                    // Dropping the group stops and joins the loops already running.
+                    return Err(e);
+                }
+            }
+        }
+        Ok(group)
+    }
+
+    /// The address every listener is bound to (the real port, if 0 was asked).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The number of loops.
+    pub fn len(&self) -> usize {
+        self.workers.len()
+    }
+
+    /// Always false: a group has at least one loop.
+    pub fn is_empty(&self) -> bool {
+        self.workers.is_empty()
+    }
+
+    /// Remote handles to each loop, in thread order (to run closures on one of them).
+    pub fn remotes(&self) -> impl Iterator<Item = &Remote> {
+        self.workers.iter().map(|(remote, _)| remote)
+    }
+
+    /// Asks every loop to stop after its current iteration. Returns at once; see
+    /// [`join`](LoopGroup::join).
+    pub fn stop(&self) {
+        for (remote, _) in &self.workers {
+            // A loop that already ended has nothing to stop.
+            let _ = remote.stop();
+        }
+    }
+
+    /// Waits for every loop to end (they run until [`stop`](LoopGroup::stop)).
+    ///
+    /// # Errors
+    ///
+    /// The first loop's error, in thread order; a panicked loop thread is an error of kind
+    /// `Other`.
+    pub fn join(mut self) -> io::Result<()> {
+        let mut result = Ok(());
+        for (_, thread) in std::mem::take(&mut self.workers) {
+            let outcome = thread
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("a loop thread panicked")));
+            if result.is_ok() {
+                result = outcome;
+            }
+        }
+        result
+    }
+}
+
+impl Drop for LoopGroup {
+    /// Stops and joins the loops still running.
+    fn drop(&mut self) {
+        self.stop();
+        for (_, thread) in self.workers.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl std::fmt::Debug for LoopGroup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoopGroup")
+            .field("addr", &self.addr)
+            .field("loops", &self.workers.len())
+            .finish()
+    }
+}

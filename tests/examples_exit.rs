@@ -1,0 +1,226 @@
+//! Every example exits with status 0 within a second of SIGINT or SIGTERM, on every
+//! backend, with a client connected (or, for echo_client, mid-run against echo_server).
+//! The example binaries are the ones `cargo test` builds into target/<profile>/examples.
+
+mod util;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rustix::process::{kill_process, Pid, Signal};
+use sockloop::Backend;
+
+/// How long an example may take to exit after the signal.
+const GRACE: Duration = Duration::from_secs(1);
+
+fn example(name: &str) -> PathBuf {
+    // target/<profile>/deps/<this test> → target/<profile>/examples/<name>
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap().join("examples");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: `cargo test` builds the examples",
+        path.display()
+    );
+    path
+}
+
+/// A child process that is killed if the test fails before it exits.
+struct Running {
+    child: Child,
+    stdout: BufReader<std::process::ChildStdout>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Running {
+    fn start(name: &str, args: &[&str]) -> Running {
+        let mut child = Command::new(example(name))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        Running { child, stdout }
+    }
+
+    /// Reads the `listening on <addr>` line.
+    fn listening_addr(&mut self) -> SocketAddr {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        let addr = line
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .split_whitespace()
+            .next()
+            .unwrap();
+        addr.parse().unwrap()
+    }
+
+    /// Sends `signal` and returns how long the exit took; fails if the status is not 0.
+    fn signal_and_wait(mut self, signal: Signal) -> Duration {
+        let pid = Pid::from_raw(self.child.id() as i32).unwrap();
+        let sent = Instant::now();
+        kill_process(pid, signal).unwrap();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let took = sent.elapsed();
+                let mut rest = String::new();
+                let _ = self.stdout.read_to_string(&mut rest);
+                assert!(status.success(), "exit status {status}; output {rest:?}");
+                return took;
+            }
+            assert!(
+                sent.elapsed() < Duration::from_secs(5),
+                "no exit 5 s after {signal:?}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+fn echo_once(addr: SocketAddr) -> TcpStream {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"ping").unwrap();
+    let mut buf = [0u8; 4];
+    s.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"ping");
+    s
+}
+
+fn check(name: &str, took: Duration, signal: Signal) {
+    assert!(
+        took < GRACE,
+        "{name} took {took:?} to exit after {signal:?}"
+    );
+}
+
+const SIGNALS: [Signal; 2] = [Signal::INT, Signal::TERM];
+
+fn echo_server_exits(backend: Backend) {
+    for threads in ["1", "2"] {
+        for signal in SIGNALS {
+            let args = [
+                "--addr",
+                "127.0.0.1:0",
+                "--backend",
+                backend.name(),
+                "--threads",
+                threads,
+            ];
+            let mut server = Running::start("echo_server", &args);
+            let addr = server.listening_addr();
+            let _client = echo_once(addr);
+            check("echo_server", server.signal_and_wait(signal), signal);
+        }
+    }
+}
+
+fn chat_server_exits(backend: Backend) {
+    for signal in SIGNALS {
+        let mut server = Running::start(
+            "chat_server",
+            &["--addr", "127.0.0.1:0", "--backend", backend.name()],
+        );
+        let addr = server.listening_addr();
+        let client = TcpStream::connect(addr).unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut welcome = String::new();
+        BufReader::new(&client).read_line(&mut welcome).unwrap();
+        assert!(welcome.starts_with("welcome"), "{welcome:?}");
+        check("chat_server", server.signal_and_wait(signal), signal);
+    }
+}
+
+fn smtp_sink_exits(backend: Backend) {
+    let maildir = std::env::temp_dir().join(format!(
+        "sockloop-exit-{}-{}",
+        std::process::id(),
+        backend.name()
+    ));
+    for signal in SIGNALS {
+        let mut server = Running::start(
+            "smtp_sink",
+            &[
+                "--addr",
+                "127.0.0.1:0",
+                "--backend",
+                backend.name(),
+                "--maildir",
+                maildir.to_str().unwrap(),
+            ],
+        );
+        let addr = server.listening_addr();
+        let client = TcpStream::connect(addr).unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut greeting = String::new();
+        BufReader::new(&client).read_line(&mut greeting).unwrap();
+        assert!(greeting.starts_with("220"), "{greeting:?}");
+        check("smtp_sink", server.signal_and_wait(signal), signal);
+    }
+    let _ = std::fs::remove_dir_all(&maildir);
+}
+
+fn udp_echo_exits(backend: Backend) {
+    for signal in SIGNALS {
+        let mut server = Running::start(
+            "udp_echo",
+            &["--addr", "127.0.0.1:0", "--backend", backend.name()],
+        );
+        let addr = server.listening_addr();
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        client.send_to(b"ping", addr).unwrap();
+        let mut buf = [0u8; 8];
+        let (n, _) = client.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"ping");
+        check("udp_echo", server.signal_and_wait(signal), signal);
+    }
+}
+
+fn echo_client_exits(backend: Backend) {
+    let mut server = Running::start("echo_server", &["--addr", "127.0.0.1:0"]);
+    let addr = server.listening_addr().to_string();
+    for signal in SIGNALS {
+        // Far more messages than it can finish before the signal.
+        let args = [
+            "--addr",
+            addr.as_str(),
+            "--backend",
+            backend.name(),
+            "--clients",
+            "4",
+            "--messages",
+            "100000000",
+        ];
+        let client = Running::start("echo_client", &args);
+        std::thread::sleep(Duration::from_millis(200));
+        check("echo_client", client.signal_and_wait(signal), signal);
+    }
+    let _ = server.child.kill();
+}
+
+backend_tests!(
+    echo_server_exits,
+    chat_server_exits,
+    smtp_sink_exits,
+    udp_echo_exits,
+    echo_client_exits,
+);

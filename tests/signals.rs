@@ -1,0 +1,249 @@
+//! Signal handlers: a signal raised while the loop waits runs its handler on the loop
+//! thread with the right number; removed handlers no longer run; arrivals between two
+//! iterations coalesce into one call; signals that cannot be handled are `InvalidInput`.
+//!
+//! Signal dispositions are process-wide and the tests of this binary run in parallel
+//! threads, so every test that installs a handler or raises a signal holds [`SERIAL`].
+//! Only SIGUSR1 and SIGUSR2 are raised (SIGINT/SIGTERM are left to child-process tests).
+//! A handler is always installed before its signal is raised: the default action of
+//! SIGUSR1/2 is to terminate the process.
+
+mod util;
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::rc::Rc;
+use std::sync::{Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use rustix::process::{getpid, kill_process, Signal};
+use sockloop::signal::{SIGUSR1, SIGUSR2};
+use sockloop::{Backend, EventLoop};
+use util::{step, within};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn raise(sig: Signal) {
+    kill_process(getpid(), sig).unwrap();
+}
+
+/// Raises `sig` from another thread after `delay`.
+fn raise_later(sig: Signal, delay: Duration) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        thread::sleep(delay);
+        raise(sig);
+    })
+}
+
+/// The loop blocks in `poll_once(None)`; SIGUSR1 raised from another thread wakes it and
+/// the handler runs on the loop thread with the signal's number.
+fn handler_runs_on_loop_thread(backend: Backend) {
+    let _serial = serial();
+    within(20, "signal wakes poll_once(None)", move || {
+        let mut ev = EventLoop::with_backend(backend).unwrap();
+        let calls: Rc<RefCell<Vec<(thread::ThreadId, i32)>>> = Rc::default();
+        let c = calls.clone();
+        ev.add_signal_handler(SIGUSR1, move |_, sig| {
+            c.borrow_mut().push((thread::current().id(), sig))
+        })
+        .unwrap();
+        let raiser = raise_later(Signal::USR1, Duration::from_millis(50));
+        let start = Instant::now();
+        // poll_once(None): nothing else can wake it.
+        while calls.borrow().is_empty() {
+            assert!(start.elapsed() < Duration::from_secs(10));
+            ev.poll_once(None).unwrap();
+        }
+        raiser.join().unwrap();
+        assert_eq!(*calls.borrow(), [(thread::current().id(), SIGUSR1)]);
+        assert!(ev.remove_signal_handler(SIGUSR1));
+    });
+}
+
+/// Two handlers on one loop: each gets its own signal, and `stop` from a handler ends
+/// `run_forever` (the way to wait for nothing but signals).
+fn two_signals_and_stop(backend: Backend) {
+    let _serial = serial();
+    within(20, "run_forever stopped by a handler", move || {
+        let mut ev = EventLoop::with_backend(backend).unwrap();
+        let log: Rc<RefCell<Vec<i32>>> = Rc::default();
+        let l = log.clone();
+        ev.add_signal_handler(SIGUSR1, move |_, sig| l.borrow_mut().push(sig))
+            .unwrap();
+        let l = log.clone();
+        ev.add_signal_handler(SIGUSR2, move |lp, sig| {
+            l.borrow_mut().push(sig);
+            lp.stop();
+        })
+        .unwrap();
+        let raiser = thread::spawn(|| {
+            thread::sleep(Duration::from_millis(30));
+            raise(Signal::USR1);
+            thread::sleep(Duration::from_millis(30));
+            raise(Signal::USR2);
+        });
+        ev.run_forever().unwrap();
+        raiser.join().unwrap();
+        assert_eq!(*log.borrow(), [SIGUSR1, SIGUSR2]);
+        assert!(ev.remove_signal_handler(SIGUSR1));
+        assert!(ev.remove_signal_handler(SIGUSR2));
+    });
+}
+
+/// After `remove_signal_handler` the handler no longer runs (and the signal does not
+/// kill the process: it is ignored); `remove` is true once, then false. Dropping a loop
+/// with a handler installed leaves the signal ignored too.
+fn removed_handler_no_longer_runs(backend: Backend) {
+    let _serial = serial();
+    let mut ev = EventLoop::with_backend(backend).unwrap();
+    let usr1 = Rc::new(Cell::new(0));
+    let usr2 = Rc::new(Cell::new(0));
+    let u = usr1.clone();
+    ev.add_signal_handler(SIGUSR1, move |_, _| u.set(u.get() + 1))
+        .unwrap();
+    let u = usr2.clone();
+    ev.add_signal_handler(SIGUSR2, move |_, _| u.set(u.get() + 1))
+        .unwrap();
+    raise(Signal::USR1);
+    util::run_until(&mut ev, "the first SIGUSR1", |_| usr1.get() == 1);
+
+    assert!(ev.remove_signal_handler(SIGUSR1));
+    assert!(!ev.remove_signal_handler(SIGUSR1), "already removed");
+    raise(Signal::USR1);
+    raise(Signal::USR2);
+    util::run_until(&mut ev, "SIGUSR2 (sent after SIGUSR1)", |_| usr2.get() == 1);
+    step(&mut ev, 5);
+    assert_eq!(usr1.get(), 1, "the removed handler did not run");
+
+    // Dropping the loop removes its handlers; the signals are then ignored.
+    drop(ev);
+    raise(Signal::USR2);
+    raise(Signal::USR1);
+    thread::sleep(Duration::from_millis(20));
+    assert_eq!((usr1.get(), usr2.get()), (1, 1));
+}
+
+/// A handler can be replaced: only the newest runs.
+fn replaced_handler(backend: Backend) {
+    let _serial = serial();
+    let mut ev = EventLoop::with_backend(backend).unwrap();
+    let log: Rc<RefCell<Vec<&str>>> = Rc::default();
+    let l = log.clone();
+    ev.add_signal_handler(SIGUSR2, move |_, _| l.borrow_mut().push("old"))
+        .unwrap();
+    let l = log.clone();
+    ev.add_signal_handler(SIGUSR2, move |_, _| l.borrow_mut().push("new"))
+        .unwrap();
+    raise(Signal::USR2);
+    util::run_until(&mut ev, "the handler", |_| !log.borrow().is_empty());
+    step(&mut ev, 3);
+    assert_eq!(*log.borrow(), ["new"]);
+    assert!(ev.remove_signal_handler(SIGUSR2));
+}
+
+/// Several arrivals before the loop looks run the handler once; a handler can remove
+/// itself from inside.
+fn arrivals_coalesce_and_self_removal(backend: Backend) {
+    let _serial = serial();
+    let mut ev = EventLoop::with_backend(backend).unwrap();
+    let calls = Rc::new(Cell::new(0));
+    let c = calls.clone();
+    ev.add_signal_handler(SIGUSR1, move |lp, sig| {
+        c.set(c.get() + 1);
+        assert!(lp.remove_signal_handler(sig), "removing itself");
+    })
+    .unwrap();
+    for _ in 0..3 {
+        raise(Signal::USR1);
+    }
+    // Process-directed signals may reach another thread a little later.
+    thread::sleep(Duration::from_millis(30));
+    util::run_until(&mut ev, "the handler", |_| calls.get() > 0);
+    assert_eq!(calls.get(), 1, "three arrivals, one call");
+    raise(Signal::USR1);
+    thread::sleep(Duration::from_millis(10));
+    step(&mut ev, 3);
+    assert_eq!(calls.get(), 1, "removed itself");
+    assert!(!ev.remove_signal_handler(SIGUSR1));
+    // Nothing left: run returns at once.
+    within(10, "run after the last handler is gone", move || {
+        let mut ev = EventLoop::with_backend(backend).unwrap();
+        ev.run(None, None).unwrap();
+    });
+}
+
+/// A handler does not keep `run` going (a client's loop ends when its channels are
+/// done, signal handler or not); `run_forever` waits for it.
+fn handler_does_not_keep_run_alive(backend: Backend) {
+    let _serial = serial();
+    {
+        let mut ev = EventLoop::with_backend(backend).unwrap();
+        ev.add_signal_handler(SIGUSR2, |lp, _| lp.stop()).unwrap();
+        assert_returns_at_once(&mut ev);
+    }
+    within(20, "run_forever stopped by the handler", move || {
+        let mut ev = EventLoop::with_backend(backend).unwrap();
+        ev.add_signal_handler(SIGUSR2, |lp, _| lp.stop()).unwrap();
+        let raiser = thread::spawn(|| {
+            thread::sleep(Duration::from_millis(30));
+            raise(Signal::USR2);
+        });
+        ev.run_forever().unwrap();
+        raiser.join().unwrap();
+        assert!(ev.remove_signal_handler(SIGUSR2));
+    });
+}
+
+/// SIGKILL and SIGSTOP (and SIGSEGV, SIGILL, SIGFPE) cannot be handled: `InvalidInput`,
+/// as documented, and the loop is unchanged.
+fn unhandleable_signals(backend: Backend) {
+    let mut ev = EventLoop::with_backend(backend).unwrap();
+    for sig in [
+        Signal::KILL,
+        Signal::STOP,
+        Signal::SEGV,
+        Signal::ILL,
+        Signal::FPE,
+    ] {
+        let err = ev.add_signal_handler(sig.as_raw(), |_, _| {}).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+        assert!(!ev.remove_signal_handler(sig.as_raw()));
+    }
+    // No handler was installed: run has nothing to wait for.
+    assert_returns_at_once(&mut ev);
+}
+
+/// A number that is no signal at all is `InvalidInput`; no handler is left behind.
+fn invalid_signal_number(backend: Backend) {
+    let mut ev = EventLoop::with_backend(backend).unwrap();
+    for sig in [-1, 0, 4096] {
+        let err = ev.add_signal_handler(sig, |_, _| {}).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{sig}: {err}");
+        assert!(!ev.remove_signal_handler(sig));
+    }
+    assert_returns_at_once(&mut ev);
+}
+
+/// `run` has nothing to wait for: it returns at once instead of running 1000 iterations
+/// of 10 ms.
+fn assert_returns_at_once(ev: &mut EventLoop) {
+    let start = Instant::now();
+    ev.run(Some(Duration::from_millis(10)), Some(1000)).unwrap();
+    assert!(start.elapsed() < Duration::from_secs(5), "run kept going");
+}
+
+backend_tests!(
+    handler_runs_on_loop_thread,
+    two_signals_and_stop,
+    removed_handler_no_longer_runs,
+    replaced_handler,
+    arrivals_coalesce_and_self_removal,
+    handler_does_not_keep_run_alive,
+    invalid_signal_number,
+    unhandleable_signals,
+);
