@@ -579,16 +579,30 @@ impl Channel {
         }
     }
 
+    #[inline]
     fn classify<T: Default>(&mut self, result: io::Result<T>) -> io::Result<T> {
         match result {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(T::default()),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(T::default()),
-            Err(e) if is_disconnect(&e) => {
-                self.pending.disconnected = true;
-                Ok(T::default())
-            }
-            other => other,
+            Ok(v) => Ok(v),
+            Err(e) => self.classify_err(e),
         }
+    }
+
+    /// The error half of [`classify`](Channel::classify), out of line: the success path
+    /// is the one taken per message.
+    #[cold]
+    #[inline(never)]
+    fn classify_err<T: Default>(&mut self, err: io::Error) -> io::Result<T> {
+        if matches!(
+            err.kind(),
+            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+        ) {
+            return Ok(T::default());
+        }
+        if is_disconnect(&err) {
+            self.pending.disconnected = true;
+            return Ok(T::default());
+        }
+        Err(err)
     }
 
     /// Sends what the OS takes now, bypassing the output queue (asyncore's `send`).
@@ -768,6 +782,9 @@ impl Channel {
             // Fast path: nothing queued, so send straight from the caller's buffer and
             // queue only what the OS did not take.
             let sent = self.send(data)?;
+            if sent == data.len() {
+                return Ok(());
+            }
             rest = &data[sent..];
         }
         self.output.push(rest)

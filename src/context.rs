@@ -24,7 +24,9 @@ pub(crate) enum SlotState {
     Vacant,
     /// Taken out of the map while one of its hooks runs.
     Busy,
-    Occupied(Entry),
+    /// Boxed: a dispatch moves the entry out and back, 8 bytes instead of ~120, and a
+    /// slot stays small enough that 1,000 of them fit in L1.
+    Occupied(Box<Entry>),
 }
 
 pub(crate) struct Slot {
@@ -119,10 +121,10 @@ impl Core {
         if let Some(d) = channel.deadlines.as_mut().filter(|d| d.idle.is_some()) {
             d.last_active = Some(Instant::now());
         }
-        slot.state = SlotState::Occupied(Entry {
+        slot.state = SlotState::Occupied(Box::new(Entry {
             channel,
             dispatcher: Box::new(dispatcher),
-        });
+        }));
         self.len += 1;
         self.mark_dirty(index);
         Ok(token)
@@ -153,7 +155,7 @@ impl Core {
     pub(crate) fn entry(&self, token: Token) -> Option<&Entry> {
         let slot = self.slots.get(token.index as usize)?;
         match &slot.state {
-            SlotState::Occupied(e) if slot.generation == token.generation => Some(e),
+            SlotState::Occupied(e) if slot.generation == token.generation => Some(&**e),
             _ => None,
         }
     }
@@ -163,7 +165,7 @@ impl Core {
         self.live_slot(token)?;
         self.mark_dirty(token.index);
         match &mut self.slots[token.index as usize].state {
-            SlotState::Occupied(e) => Some(e),
+            SlotState::Occupied(e) => Some(&mut **e),
             _ => None,
         }
     }
@@ -218,7 +220,7 @@ impl Core {
 
     /// Frees a slot whose channel is closed: the entry is dropped (a panic in the
     /// dispatcher's `Drop` is caught and logged) and the slot is reusable next iteration.
-    pub(crate) fn free_slot(&mut self, index: u32, entry: Option<Entry>) {
+    pub(crate) fn free_slot(&mut self, index: u32, entry: Option<Box<Entry>>) {
         let slot = &mut self.slots[index as usize];
         slot.state = SlotState::Vacant;
         slot.generation = slot.generation.wrapping_add(1);
@@ -229,7 +231,7 @@ impl Core {
         }
     }
 
-    fn drop_entry(&self, entry: Entry) {
+    fn drop_entry(&self, entry: Box<Entry>) {
         if self.catch_panics {
             let label = entry.channel.label;
             if catch_unwind(AssertUnwindSafe(move || drop(entry))).is_err() {

@@ -596,7 +596,7 @@ impl EventLoop {
         let Entry {
             channel,
             dispatcher,
-        } = &mut entry;
+        } = &mut *entry;
         let mut router = Router {
             token: Token {
                 index: index as u32,
@@ -616,8 +616,18 @@ impl EventLoop {
         if entry.channel.is_closed() {
             self.core.free_slot(index as u32, Some(entry));
         } else {
+            // Re-ask the predicates now, while the entry is at hand and hot in cache: if
+            // the interest is unchanged, nothing is pending and no deadline needs arming,
+            // the refresh pass can skip this channel. Anything that changes it later in
+            // this iteration marks it dirty (channel_mut, touch, ...), as for any channel.
+            let settled = !entry.channel.pending.any()
+                && entry.channel.deadlines.is_none()
+                && matches!(ask(&*entry.dispatcher, &entry.channel),
+                            Ok(want) if want == entry.channel.registered);
             self.core.slots[index].state = SlotState::Occupied(entry);
-            self.core.mark_dirty(index as u32);
+            if !settled {
+                self.core.mark_dirty(index as u32);
+            }
         }
         true
     }

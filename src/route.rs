@@ -189,6 +189,12 @@ impl Router<'_> {
         if let Some(d) = self.channel.deadlines.as_mut().filter(|d| d.idle.is_some()) {
             d.last_active = Some(self.core.now);
         }
+        if ready == Ready::READ && self.channel.state() == State::Connected {
+            // The common case, plain input on a connected channel: what the general path
+            // below does for it, without its tests.
+            self.hook("handle_read", |d, ctx| d.handle_read(ctx));
+            return self.settle();
+        }
         let hup = ready.intersects(Ready::HUP | Ready::ERR);
         let wants = self.channel.registered;
         let has_input = ready.intersects(Ready::READ);

@@ -44,7 +44,10 @@ use crate::dispatcher::Dispatcher;
 /// (through [`handle_close`](ChatHandler::handle_close)); other channels are not affected.
 /// A handler that returns `Ok(())` from `handle_record_too_long` keeps the channel: the rest
 /// of the record is skipped up to its terminator. Either way the memory held for the
-/// record stays bounded by the limit plus one read.
+/// record stays bounded by the limit plus one read. A terminator set in the hook starts a
+/// new record at once; should that record be over the limit before any input is consumed
+/// (a limit of 0 and data next), it is skipped without a second call, so parsing always
+/// moves on.
 ///
 /// # Back-pressure
 ///
@@ -114,6 +117,9 @@ pub struct AsyncChat<H> {
     max_record: Option<usize>,
     /// Dropping the rest of an over-long record (the scanner's limit is lifted meanwhile).
     skipping: bool,
+    /// `handle_record_too_long` ran and no input was consumed since: a record over the
+    /// limit at this same position again is skipped without calling it again.
+    stalled: bool,
     watermarks: Option<(usize, usize)>,
     paused: Cell<bool>,
 }
@@ -154,6 +160,7 @@ impl<H: ChatHandler> AsyncChat<H> {
             in_buffer_size: Self::DEFAULT_IN_BUFFER_SIZE,
             max_record: None,
             skipping: false,
+            stalled: false,
             watermarks: Some(Self::DEFAULT_WATERMARKS),
             paused: Cell::new(false),
         }
@@ -183,6 +190,7 @@ impl<H: ChatHandler> AsyncChat<H> {
     pub fn set_terminator(&mut self, terminator: Terminator) -> io::Result<()> {
         self.scanner.set_terminator(terminator)?;
         self.skipping = false;
+        self.stalled = false;
         self.scanner.set_max_record(self.max_record);
         Ok(())
     }
@@ -352,6 +360,7 @@ impl<H: ChatHandler> AsyncChat<H> {
         }
         if staged.discard_input {
             self.scanner.discard();
+            self.stalled = false;
         }
         if let Some(t) = staged.terminator {
             self.scanner.set_terminator(t)?;
@@ -372,13 +381,24 @@ impl<H: ChatHandler> AsyncChat<H> {
                 return Ok(());
             }
             let (piece, terminator) = match self.scanner.next_piece_with_terminator() {
-                Ok(Some(next)) => next,
+                Ok(Some(next)) => {
+                    self.stalled = false;
+                    next
+                }
                 Ok(None) => return Ok(()),
                 Err(err) => {
                     // Over the limit: from now on drop the record's rest (the scanner's
                     // error is sticky, so lift its limit), and let the handler decide.
                     self.skipping = true;
                     self.scanner.set_max_record(None);
+                    if self.stalled {
+                        // Over the limit again with nothing consumed since the hook: it set
+                        // a terminator under a limit of 0 and data follows. Calling it again
+                        // could loop forever (fuzz_mirror's
+                        // `regression_limit_zero_switch_in_hook_livelock`): skip this record.
+                        continue;
+                    }
+                    self.stalled = true;
                     self.call(io.reborrow(), |h, ctx| h.handle_record_too_long(ctx, err))?;
                     continue;
                 }

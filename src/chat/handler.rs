@@ -106,7 +106,10 @@ pub trait ChatHandler: 'static {
     /// including its terminator, is then read and dropped (memory stays bounded), no
     /// `found_terminator` is called for it, and parsing resumes with the next record.
     /// Drop what you collected of the record here. Setting a terminator in this hook ends
-    /// the skipping at once: parsing continues with the new terminator.
+    /// the skipping at once: parsing continues with the new terminator. (If the record it
+    /// starts is over the limit before any input is consumed — a limit of 0 and data
+    /// next — that record is skipped without calling this hook again, so a handler that
+    /// always sets a terminator here cannot stall the loop.)
     ///
     /// # Errors
     ///

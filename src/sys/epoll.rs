@@ -95,29 +95,10 @@ impl Selector {
         };
         self.buf.clear();
         epoll::wait(&self.epoll, spare_capacity(&mut self.buf), timeout)?;
-        for ev in &self.buf {
-            let f = ev.flags;
-            let mut ready = Ready::default();
-            if f.intersects(EventFlags::IN) {
-                ready |= Ready::READ;
-            }
-            if f.intersects(EventFlags::OUT) {
-                ready |= Ready::WRITE;
-            }
-            if f.intersects(EventFlags::PRI) {
-                ready |= Ready::PRI;
-            }
-            if f.intersects(EventFlags::HUP) {
-                ready |= Ready::HUP;
-            }
-            if f.intersects(EventFlags::ERR) {
-                ready |= Ready::ERR;
-            }
-            events.push(Event {
-                key: ev.data.u64() as usize,
-                ready,
-            });
-        }
+        events.extend(self.buf.iter().map(|ev| Event {
+            key: ev.data.u64() as usize,
+            ready: ready_of_flags(ev.flags),
+        }));
         if self.buf.len() == self.buf.capacity() {
             self.buf.reserve(self.buf.capacity());
         }
@@ -127,4 +108,22 @@ impl Selector {
         }));
         Ok(())
     }
+}
+
+/// epoll's flags as `Ready` bits; branch-free once inlined (each test becomes a set-and-or).
+#[inline]
+fn ready_of_flags(f: EventFlags) -> Ready {
+    let mut ready = Ready::default();
+    for (flag, bit) in [
+        (EventFlags::IN, Ready::READ),
+        (EventFlags::OUT, Ready::WRITE),
+        (EventFlags::PRI, Ready::PRI),
+        (EventFlags::HUP, Ready::HUP),
+        (EventFlags::ERR, Ready::ERR),
+    ] {
+        if f.intersects(flag) {
+            ready |= bit;
+        }
+    }
+    ready
 }
