@@ -41,29 +41,43 @@ enum Handle {
 }
 
 /// What the loop must do after the current hook (crate-internal): run `handle_eof` or
-/// `handle_close`.
+/// `handle_close`. A bit set: it is tested after every hook.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Pending {
-    /// recv saw end of file.
-    pub(crate) eof: bool,
-    /// `handle_eof` ran for that end of file.
-    pub(crate) eof_reported: bool,
-    /// send or recv failed with a disconnect error (ECONNRESET, EPIPE, ...).
-    pub(crate) disconnected: bool,
-    /// everything before `close_when_done` was sent.
-    pub(crate) done: bool,
-    /// [`Channel::request_close`] was called.
-    pub(crate) requested: bool,
-}
+pub(crate) struct Pending(u8);
 
 impl Pending {
+    /// recv saw end of file.
+    pub(crate) const EOF: u8 = 1;
+    /// `handle_eof` ran for that end of file.
+    pub(crate) const EOF_REPORTED: u8 = 2;
+    /// send or recv failed with a disconnect error (ECONNRESET, EPIPE, ...).
+    pub(crate) const DISCONNECTED: u8 = 4;
+    /// everything before `close_when_done` was sent.
+    pub(crate) const DONE: u8 = 8;
+    /// [`Channel::request_close`] was called.
+    pub(crate) const REQUESTED: u8 = 16;
+
+    pub(crate) fn set(&mut self, bit: u8) {
+        self.0 |= bit;
+    }
+
+    pub(crate) fn has(self, bit: u8) -> bool {
+        self.0 & bit != 0
+    }
+
+    /// `handle_eof` or `handle_close` is due.
     pub(crate) fn any(self) -> bool {
-        self.close() || (self.eof && !self.eof_reported)
+        self.close() || self.eof_unreported()
+    }
+
+    /// `handle_eof` is due.
+    pub(crate) fn eof_unreported(self) -> bool {
+        self.0 & (Self::EOF | Self::EOF_REPORTED) == Self::EOF
     }
 
     /// `handle_close` is due.
     pub(crate) fn close(self) -> bool {
-        self.disconnected || self.done || self.requested
+        self.0 & (Self::DISCONNECTED | Self::DONE | Self::REQUESTED) != 0
     }
 }
 
@@ -404,14 +418,14 @@ impl Channel {
     /// [`handle_eof`](crate::Dispatcher::handle_eof) after the current hook returns, and
     /// stops watching the channel for input.
     pub fn is_eof(&self) -> bool {
-        self.pending.eof
+        self.pending.has(Pending::EOF)
     }
 
     /// Asks the loop to run this channel's `handle_close` (once) when the current hook
     /// returns, and then close it: what asyncore code did by calling `self.handle_close()`
     /// from another hook, without the risk of running it twice.
     pub fn request_close(&mut self) {
-        self.pending.requested = true;
+        self.pending.set(Pending::REQUESTED);
     }
 
     /// Sets (or with `None`, clears) the idle timeout: when no read or write event reaches
@@ -599,7 +613,7 @@ impl Channel {
             return Ok(T::default());
         }
         if is_disconnect(&err) {
-            self.pending.disconnected = true;
+            self.pending.set(Pending::DISCONNECTED);
             return Ok(T::default());
         }
         Err(err)
@@ -640,7 +654,7 @@ impl Channel {
         };
         match r {
             Ok(0) if !buf.is_empty() && !self.is_datagram() => {
-                self.pending.eof = true;
+                self.pending.set(Pending::EOF);
                 Ok(0)
             }
             other => self.classify(other),
@@ -777,7 +791,7 @@ impl Channel {
         if !data.is_empty()
             && self.output.is_empty()
             && self.state == State::Connected
-            && !self.pending.disconnected
+            && !self.pending.has(Pending::DISCONNECTED)
         {
             // Fast path: nothing queued, so send straight from the caller's buffer and
             // queue only what the OS did not take.
@@ -870,12 +884,15 @@ impl Channel {
     /// Send errors other than would-block and disconnects (which are left to the loop,
     /// as in [`send`](Channel::send)).
     pub fn flush(&mut self) -> io::Result<()> {
-        if self.state != State::Connected || self.output.is_empty() || self.pending.disconnected {
+        if self.state != State::Connected
+            || self.output.is_empty()
+            || self.pending.has(Pending::DISCONNECTED)
+        {
             return Ok(());
         }
         let result = self.output.flush(Channel::write_via(&self.handle));
         match self.classify(result)? {
-            Flushed::CloseReached => self.pending.done = true,
+            Flushed::CloseReached => self.pending.set(Pending::DONE),
             Flushed::Drained | Flushed::Blocked => {}
         }
         Ok(())

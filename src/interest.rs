@@ -93,6 +93,7 @@ impl fmt::Debug for Interest {
 pub(crate) struct Ready(u8);
 
 impl Ready {
+    pub(crate) const NONE: Ready = Ready(0);
     pub(crate) const READ: Ready = Ready(1);
     pub(crate) const WRITE: Ready = Ready(2);
     /// Out-of-band / priority data (select's except set, `POLLPRI`).
@@ -106,6 +107,10 @@ impl Ready {
 
     pub(crate) const fn intersects(self, other: Ready) -> bool {
         self.0 & other.0 != 0
+    }
+
+    pub(crate) const fn union(self, other: Ready) -> Ready {
+        Ready(self.0 | other.0)
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use rustix::io::Errno;
 
-use crate::channel::{is_disconnect, Backoff, Channel, State};
+use crate::channel::{is_disconnect, Backoff, Channel, Pending, State};
 use crate::context::{Context, Core, Stop};
 use crate::dispatcher::Dispatcher;
 use crate::interest::Ready;
@@ -137,13 +137,20 @@ impl Router<'_> {
     /// After hooks ran: end of file seen during them means `handle_eof` now; a
     /// disconnect, a drained `close_when_done` queue or `request_close` (from any hook,
     /// `handle_eof` included) means `handle_close`.
+    #[inline]
     pub(crate) fn settle(&mut self) {
+        if self.channel.pending.any() {
+            self.settle_pending();
+        }
+    }
+
+    fn settle_pending(&mut self) {
         if !self.is_open() || self.stopping_now() {
             return;
         }
         let pending = self.channel.pending;
-        if pending.eof && !pending.eof_reported && !pending.close() {
-            self.channel.pending.eof_reported = true;
+        if pending.eof_unreported() && !pending.close() {
+            self.channel.pending.set(Pending::EOF_REPORTED);
             self.hook("handle_eof", |d, ctx| d.handle_eof(ctx));
         }
         if self.is_open() && self.channel.pending.close() && !self.stopping_now() {

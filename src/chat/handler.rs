@@ -169,7 +169,11 @@ impl<'a> Io<'_, 'a> {
     /// (`close_when_done`) or its peer is gone.
     pub(crate) fn stops_input(&self) -> bool {
         match self {
-            Io::Loop(ctx) => ctx.is_closed() || ctx.is_closing() || ctx.pending.disconnected,
+            Io::Loop(ctx) => {
+                ctx.is_closed()
+                    || ctx.is_closing()
+                    || ctx.pending.has(crate::channel::Pending::DISCONNECTED)
+            }
             Io::Script(peer) => peer.closed || peer.closing,
         }
     }

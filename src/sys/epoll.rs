@@ -110,20 +110,54 @@ impl Selector {
     }
 }
 
-/// epoll's flags as `Ready` bits; branch-free once inlined (each test becomes a set-and-or).
+/// epoll's flags as `Ready` bits, by table lookup: every epoll flag the loop asks for or
+/// the kernel reports unasked (IN, PRI, OUT, ERR, HUP) is below bit 5.
 #[inline]
 fn ready_of_flags(f: EventFlags) -> Ready {
-    let mut ready = Ready::default();
-    for (flag, bit) in [
-        (EventFlags::IN, Ready::READ),
-        (EventFlags::OUT, Ready::WRITE),
-        (EventFlags::PRI, Ready::PRI),
-        (EventFlags::HUP, Ready::HUP),
-        (EventFlags::ERR, Ready::ERR),
-    ] {
-        if f.intersects(flag) {
-            ready |= bit;
+    const TABLE: [Ready; 32] = {
+        const PAIRS: [(EventFlags, Ready); 5] = [
+            (EventFlags::IN, Ready::READ),
+            (EventFlags::OUT, Ready::WRITE),
+            (EventFlags::PRI, Ready::PRI),
+            (EventFlags::HUP, Ready::HUP),
+            (EventFlags::ERR, Ready::ERR),
+        ];
+        let mut table = [Ready::NONE; 32];
+        let mut bits = 0;
+        while bits < 32 {
+            let mut i = 0;
+            while i < PAIRS.len() {
+                if bits as u32 & PAIRS[i].0.bits() != 0 {
+                    table[bits] = table[bits].union(PAIRS[i].1);
+                }
+                i += 1;
+            }
+            bits += 1;
         }
+        table
+    };
+    TABLE[(f.bits() & 31) as usize]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flag_table_maps_each_flag_and_combinations() {
+        assert_eq!(ready_of_flags(EventFlags::empty()), Ready::NONE);
+        assert_eq!(ready_of_flags(EventFlags::IN), Ready::READ);
+        assert_eq!(ready_of_flags(EventFlags::OUT), Ready::WRITE);
+        assert_eq!(ready_of_flags(EventFlags::PRI), Ready::PRI);
+        assert_eq!(ready_of_flags(EventFlags::HUP), Ready::HUP);
+        assert_eq!(ready_of_flags(EventFlags::ERR), Ready::ERR);
+        assert_eq!(
+            ready_of_flags(EventFlags::IN | EventFlags::HUP | EventFlags::RDHUP),
+            Ready::READ | Ready::HUP
+        );
+        assert_eq!(
+            ready_of_flags(EventFlags::OUT | EventFlags::ERR | EventFlags::HUP),
+            Ready::WRITE | Ready::ERR | Ready::HUP
+        );
     }
-    ready
 }
