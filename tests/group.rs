@@ -1,0 +1,148 @@
+//! `LoopGroup`: N loops on N threads sharing one port with SO_REUSEPORT, every backend.
+
+mod util;
+
+use std::collections::HashSet;
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use sockloop::{Backend, Channel, Context, Dispatcher, EventLoop, LoopGroup, SockAddr, Socket};
+
+/// Accepts into `Echo`, counting accepts per loop.
+struct Server {
+    accepted: Arc<AtomicUsize>,
+}
+
+impl Dispatcher for Server {
+    fn handle_accepted(
+        &mut self,
+        ctx: &mut Context<'_>,
+        sock: Socket,
+        _: SockAddr,
+    ) -> io::Result<()> {
+        self.accepted.fetch_add(1, Ordering::SeqCst);
+        ctx.add(Channel::from_socket(sock)?, Echo)?;
+        Ok(())
+    }
+}
+
+struct Echo;
+
+impl Dispatcher for Echo {
+    fn handle_read(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+        let mut buf = [0u8; 4096];
+        let n = ctx.recv(&mut buf)?;
+        ctx.push(&buf[..n])
+    }
+}
+
+fn echo(addr: std::net::SocketAddr, msg: &[u8]) -> TcpStream {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(msg).unwrap();
+    let mut got = vec![0u8; msg.len()];
+    s.read_exact(&mut got).unwrap();
+    assert_eq!(got, msg);
+    s
+}
+
+fn serves_on_every_loop_and_stops(backend: Backend) {
+    const THREADS: usize = 3;
+    let counts: Arc<Vec<Arc<AtomicUsize>>> =
+        Arc::new((0..THREADS).map(|_| Arc::default()).collect());
+    let c = Arc::clone(&counts);
+    let group = LoopGroup::listen(
+        "127.0.0.1:0".parse().unwrap(),
+        THREADS,
+        backend,
+        move |i, _| {
+            Ok(Server {
+                accepted: Arc::clone(&c[i]),
+            })
+        },
+    )
+    .unwrap();
+    assert_eq!(group.len(), THREADS);
+    let addr = group.local_addr();
+    assert_ne!(addr.port(), 0);
+    // Many connections from distinct source ports: every one is served, by some loop.
+    let clients: Vec<TcpStream> = (0..60u8).map(|i| echo(addr, &[i; 100])).collect();
+    let total: usize = counts.iter().map(|c| c.load(Ordering::SeqCst)).sum();
+    assert_eq!(total, 60);
+    // Each loop runs on its own thread.
+    let (tx, rx) = mpsc::channel();
+    for remote in group.remotes() {
+        let tx = tx.clone();
+        remote
+            .call(move |_: &mut EventLoop| tx.send(std::thread::current().id()).unwrap())
+            .unwrap();
+    }
+    let threads: HashSet<_> = (0..THREADS)
+        .map(|_| rx.recv_timeout(Duration::from_secs(5)).unwrap())
+        .collect();
+    assert_eq!(threads.len(), THREADS);
+    assert!(!threads.contains(&std::thread::current().id()));
+    group.stop();
+    group.join().unwrap();
+    drop(clients);
+    // Every listener is closed with its loop.
+    assert!(TcpStream::connect(addr).is_err());
+}
+
+fn zero_threads_is_an_error(backend: Backend) {
+    let err = LoopGroup::listen("127.0.0.1:0".parse().unwrap(), 0, backend, |_, _| {
+        Ok(Server {
+            accepted: Arc::default(),
+        })
+    })
+    .unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+}
+
+fn factory_error_is_returned(backend: Backend) {
+    let built = Arc::new(AtomicUsize::new(0));
+    let b = Arc::clone(&built);
+    let err = LoopGroup::listen("127.0.0.1:0".parse().unwrap(), 3, backend, move |i, _| {
+        b.fetch_add(1, Ordering::SeqCst);
+        if i == 1 {
+            Err(io::Error::new(io::ErrorKind::PermissionDenied, "no"))
+        } else {
+            Ok(Server {
+                accepted: Arc::default(),
+            })
+        }
+    })
+    .unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::PermissionDenied);
+    // Loop 0 was started and is stopped and joined again; loop 2 never started.
+    assert_eq!(built.load(Ordering::SeqCst), 2);
+}
+
+fn dropping_the_group_stops_it(backend: Backend) {
+    let group = LoopGroup::listen("127.0.0.1:0".parse().unwrap(), 2, backend, |_, _| {
+        Ok(Server {
+            accepted: Arc::default(),
+        })
+    })
+    .unwrap();
+    let addr = group.local_addr();
+    drop(echo(addr, b"x"));
+    let remotes: Vec<_> = group.remotes().cloned().collect();
+    drop(group);
+    for remote in remotes {
+        assert_eq!(
+            remote.wake().unwrap_err().kind(),
+            io::ErrorKind::NotConnected
+        );
+    }
+}
+
+backend_tests!(
+    serves_on_every_loop_and_stops,
+    zero_threads_is_an_error,
+    factory_error_is_returned,
+    dropping_the_group_stops_it,
+);
