@@ -7,6 +7,11 @@ use crate::channel::Channel;
 use crate::context::Context;
 use crate::timer::Timeout;
 
+/// The most connections the default [`Dispatcher::handle_accept`] accepts per read event:
+/// enough to keep up with connection churn, few enough that a flood of connections cannot
+/// starve the loop's other channels.
+pub const ACCEPT_BATCH: usize = 64;
+
 /// A channel's behaviour: asyncore's `dispatcher` hooks, with the same names and defaults.
 ///
 /// Implement the hooks you need; the loop calls them with a [`Context`] that gives access
@@ -81,18 +86,27 @@ pub trait Dispatcher: Any {
         channel.is_connecting() || channel.has_pending_output()
     }
 
-    /// A listening channel has a connection waiting. Default: accept it and pass it to
-    /// [`handle_accepted`](Dispatcher::handle_accepted); nothing if it was gone
-    /// (`EWOULDBLOCK`, `ECONNABORTED`).
+    /// A listening channel has connections waiting. Default: accept them, up to
+    /// [`ACCEPT_BATCH`] per event, passing each to
+    /// [`handle_accepted`](Dispatcher::handle_accepted); stop early when none is left
+    /// (`EWOULDBLOCK`, `ECONNABORTED`) or the channel closed. (asyncore accepted one per
+    /// event, which makes connection churn cost a whole loop iteration per connection.)
     ///
     /// # Errors
     ///
-    /// Accept errors such as `EMFILE`.
+    /// Accept errors such as `EMFILE` (the loop then backs off, see above), and errors
+    /// from `handle_accepted`.
     fn handle_accept(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
-        match ctx.accept()? {
-            Some((socket, addr)) => self.handle_accepted(ctx, socket, addr),
-            None => Ok(()),
+        for _ in 0..ACCEPT_BATCH {
+            match ctx.accept()? {
+                Some((socket, addr)) => self.handle_accepted(ctx, socket, addr)?,
+                None => break,
+            }
+            if !ctx.is_accepting() {
+                break;
+            }
         }
+        Ok(())
     }
 
     /// A connection was accepted. Default: close it and log the warning

@@ -143,7 +143,7 @@ mod token;
 pub use channel::{is_disconnect, Channel, State};
 pub use chat::{AsyncChat, ChatContext, ChatHandler, Piece, Scanner, Scripted, Terminator};
 pub use context::Context;
-pub use dispatcher::Dispatcher;
+pub use dispatcher::{Dispatcher, ACCEPT_BATCH};
 pub use event_loop::{EventLoop, Mode};
 pub use group::LoopGroup;
 pub use interest::Interest;

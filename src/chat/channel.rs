@@ -10,13 +10,21 @@ use crate::chat::{Piece, Scanner, Terminator};
 use crate::context::Context;
 use crate::dispatcher::Dispatcher;
 
+thread_local! {
+    /// The receive buffer of every chat channel on this thread: one hook runs at a time
+    /// and each read is copied into its channel's scanner at once, so 10,000 connections
+    /// share one `in_buffer_size` buffer instead of holding one each.
+    static RECV_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// asynchat's `async_chat`: a [`Dispatcher`] that splits input at a [`Terminator`] for a
 /// [`ChatHandler`] and queues its output.
 ///
 /// Add it to a loop like any dispatcher. On each read event it receives up to
-/// [`in_buffer_size`](AsyncChat::in_buffer_size) bytes (one `recv` into a buffer it
-/// reuses), feeds them to its [`Scanner`] and makes the handler's callbacks until the
-/// input is used up. Output pushed by the handler goes to the channel's queue
+/// [`in_buffer_size`](AsyncChat::in_buffer_size) bytes (one `recv` into a receive
+/// buffer shared by all chat channels of the thread), feeds them to its [`Scanner`] and
+/// makes the handler's callbacks until the input is used up. An idle channel holds no
+/// read-sized buffer: only a partial record waiting for its terminator stays buffered. Output pushed by the handler goes to the channel's queue
 /// ([`Channel::push`]): sent at once as far as the socket takes it, the rest on write
 /// events until the socket would block, never as a zero-length send.
 ///
@@ -112,7 +120,6 @@ pub struct AsyncChat<H> {
     handler: H,
     pub(crate) scanner: Scanner,
     staged: Staged,
-    in_buf: Vec<u8>,
     in_buffer_size: usize,
     max_record: Option<usize>,
     /// Dropping the rest of an over-long record (the scanner's limit is lifted meanwhile).
@@ -156,7 +163,6 @@ impl<H: ChatHandler> AsyncChat<H> {
             handler,
             scanner: Scanner::new(),
             staged: Staged::default(),
-            in_buf: Vec::new(),
             in_buffer_size: Self::DEFAULT_IN_BUFFER_SIZE,
             max_record: None,
             skipping: false,
@@ -265,7 +271,6 @@ impl<H: ChatHandler> AsyncChat<H> {
             ));
         }
         self.in_buffer_size = size;
-        self.in_buf = Vec::new();
         Ok(())
     }
 
@@ -326,14 +331,6 @@ impl<H: ChatHandler> AsyncChat<H> {
         };
         self.paused.set(paused);
         paused
-    }
-
-    /// The buffer one read event receives into, `in_buffer_size` long.
-    fn in_buf(&mut self) -> &mut [u8] {
-        if self.in_buf.len() != self.in_buffer_size {
-            self.in_buf = vec![0; self.in_buffer_size];
-        }
-        &mut self.in_buf
     }
 
     /// Runs one handler hook with a [`ChatContext`], then applies what it staged.
@@ -439,12 +436,23 @@ impl<H: ChatHandler> Dispatcher for AsyncChat<H> {
 
     /// One `recv` of up to `in_buffer_size` bytes, then the callbacks for it.
     fn handle_read(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
-        let n = ctx.recv(self.in_buf())?;
+        let size = self.in_buffer_size;
+        let n = RECV_BUF.with_borrow_mut(|buf| {
+            if buf.len() < size {
+                buf.resize(size, 0);
+            }
+            let n = ctx.recv(&mut buf[..size])?;
+            // Copied into the scanner before any callback runs: the shared buffer is free
+            // again when the handler (or another channel's hook) next needs it.
+            self.scanner.feed(&buf[..n]);
+            io::Result::Ok(n)
+        })?;
         if n == 0 {
             return Ok(()); // nothing yet, or end of file (the loop closes then)
         }
-        self.scanner.feed(&self.in_buf[..n]);
-        self.deliver(&mut Io::Loop(ctx))
+        let delivered = self.deliver(&mut Io::Loop(ctx));
+        self.scanner.release_idle_memory();
+        delivered
     }
 
     /// Sends queued output until the socket would block.

@@ -441,6 +441,17 @@ impl Scanner {
         self.buf.extend_from_slice(data);
     }
 
+    /// Frees the buffer if nothing is buffered and it holds more than a few KiB, so an
+    /// idle connection keeps no read-sized buffer (crate-internal: `AsyncChat` calls it
+    /// after each read's callbacks).
+    pub(crate) fn release_idle_memory(&mut self) {
+        const KEEP: usize = 4096;
+        if self.buf.len() == self.start && self.buf.capacity() > KEEP {
+            self.buf = Vec::new();
+            self.start = 0;
+        }
+    }
+
     /// Returns the next piece of input, or `None` when more input is needed.
     ///
     /// Each call is one asynchat callback. Call it until it returns `None`

@@ -49,6 +49,12 @@ pub enum Backend {
     /// kept between iterations and the kernel is called only when an interest changes.
     /// Regular files cannot be registered with epoll; they are reported ready at once
     /// (they always are, for select and poll too).
+    ///
+    /// One difference: a descriptor closed behind the loop's back (by code that does not
+    /// own it) is reported by select and poll (`EBADF` / `POLLNVAL`: the channel gets
+    /// `handle_close`), but epoll silently forgets it, and the channel then waits for an
+    /// event that never comes (until its idle timeout, if one is set). Never close a
+    /// channel's descriptor except through the channel.
     Epoll,
 }
 
