@@ -636,9 +636,9 @@ impl Channel {
     /// Receives into `buf` (asyncore's `recv`).
     ///
     /// Returns the bytes read. `0` means either "no data yet" (would block, a **fix**:
-    /// asyncore raised) or end of file; [`is_eof`](Channel::is_eof) tells which, and on
-    /// end of file (or a disconnect error) the loop runs `handle_close` once the current
-    /// hook returns.
+    /// asyncore raised) or end of file; [`is_eof`](Channel::is_eof) tells which. Once the
+    /// current hook returns, the loop runs `handle_eof` on end of file (default: close)
+    /// and `handle_close` on a disconnect error.
     ///
     /// # Errors
     ///

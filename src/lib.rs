@@ -27,7 +27,7 @@
 //! impl Dispatcher for Echo {
 //!     fn handle_read(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
 //!         let mut buf = [0u8; 4096];
-//!         let n = ctx.recv(&mut buf)?; // 0: nothing yet, or end of file (then handle_close)
+//!         let n = ctx.recv(&mut buf)?; // 0: nothing yet, or end of file (then handle_eof)
 //!         ctx.push(&buf[..n])          // sends now; what the OS refuses is queued
 //!     }
 //! }
@@ -91,7 +91,8 @@
 //! * **Connected before `handle_connect`**, so a `push` inside it goes out; output queued
 //!   before the connect completes is sent after it, never dropped on `ENOTCONN`.
 //! * **`recv` that would block returns 0** ("no data yet"), not an error; end of file is
-//!   told apart by [`Channel::is_eof`] and leads to `handle_close`.
+//!   told apart by [`Channel::is_eof`] and leads to [`Dispatcher::handle_eof`] (default:
+//!   `handle_close`), after which the channel is no longer watched for input.
 //! * **Errors and panics in `readable()`, `writable()` and `handle_error` stay inside the
 //!   loop**: that channel is closed and the event logged; other channels go on. Panics in
 //!   hooks are caught by default ([`EventLoop::set_catch_panics`]).
@@ -113,6 +114,36 @@
 //!   iteration, as asyncore did.
 //! * **Connect completion is reported on the next iteration**, also when connect(2)
 //!   succeeds at once: a hook cannot run inside [`Channel::connect`].
+//!
+//! * **Accepting never closes the listener for lack of descriptors**: `EMFILE`, `ENFILE`,
+//!   `ENOBUFS` and `ENOMEM` pause accepting with a back-off instead of going to
+//!   `handle_error` (whose default would close the listener); the default `handle_accept`
+//!   takes up to [`ACCEPT_BATCH`] connections per event, not one.
+//!
+//! # Beyond asyncore
+//!
+//! What asyncore's users (smtpd, Medusa, supervisor, pyftpdlib) built themselves:
+//!
+//! * **Timers**: [`EventLoop::call_later`], [`call_at`](EventLoop::call_at),
+//!   [`call_every`](EventLoop::call_every), [`cancel`](EventLoop::cancel) (also from hooks,
+//!   on [`Context`]). Never early; equal deadlines in the order set; the wait is cut to the
+//!   next deadline; pending timers cost nothing per iteration. [`EventLoop::run`] keeps
+//!   going while channels or timers remain.
+//! * **Per-channel timeouts**: [`Channel::set_idle_timeout`] and
+//!   [`Channel::set_connect_timeout`], reported to [`Dispatcher::handle_timeout`] (default:
+//!   close).
+//! * **Cross-thread wake-up**: [`Remote`] (`Send + Sync + Clone`) wakes the loop, runs
+//!   closures on its thread (asyncio's `call_soon_threadsafe`) and stops it; an error, not
+//!   a crash, once the loop is gone.
+//! * **Signals**: [`EventLoop::add_signal_handler`] runs a callback on the loop thread;
+//!   [`EventLoop::stop_on_signals`] is the graceful exit every example uses for `SIGINT`
+//!   and `SIGTERM`; [`EventLoop::run_forever`] waits for nothing but signals and calls.
+//! * **Half-close**: [`Channel::shutdown`] and [`Dispatcher::handle_eof`], distinct from
+//!   `handle_close`; [`Channel::request_close`] asks for `handle_close` safely from any
+//!   hook.
+//! * **UDP**: [`Channel::recv_from`] / [`Channel::send_to`]; an empty datagram is data.
+//! * **Multi-core**: [`LoopGroup`] runs N loops on N threads, each with its own listener on
+//!   one port (`SO_REUSEPORT`), built by one dispatcher factory.
 //!
 //! # Platform
 //!
