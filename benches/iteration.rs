@@ -1,4 +1,5 @@
-//! The cost of one loop iteration with N idle channels, on each backend and mode.
+//! The cost of one loop iteration with N idle channels (and with T pending timers), on
+//! each backend and mode.
 //!
 //! Run: `cargo bench --bench iteration` (add `-- --quick` for a short run).
 //!
@@ -38,10 +39,15 @@ fn per_iteration(
     backend: Backend,
     mode: Mode,
     idle: usize,
+    timers: usize,
     iterations: usize,
 ) -> io::Result<Duration> {
     let mut ev = EventLoop::with_backend(backend)?;
     ev.set_mode(mode);
+    for i in 0..timers {
+        // Pending, never due during the run.
+        ev.call_later(Duration::from_secs(3600 + i as u64), |_| {});
+    }
     for _ in 0..idle {
         let udp = std::net::UdpSocket::bind("127.0.0.1:0")?;
         ev.add(Channel::from_socket(udp)?, Idle)?;
@@ -88,7 +94,7 @@ fn main() -> io::Result<()> {
             let mut base = None;
             for &n in &sizes {
                 let runs: io::Result<Vec<_>> = (0..reps)
-                    .map(|_| per_iteration(backend, mode, n, iterations))
+                    .map(|_| per_iteration(backend, mode, n, 0, iterations))
                     .collect();
                 let m = median(runs?);
                 let base = *base.get_or_insert(m);
@@ -101,6 +107,30 @@ fn main() -> io::Result<()> {
                     m.as_secs_f64() / base.as_secs_f64()
                 );
             }
+        }
+    }
+    println!();
+    println!("# the same with 0 idle channels and T pending timers (none due)");
+    println!(
+        "{:<8} {:<9} {:>7} {:>12} {:>10}",
+        "backend", "mode", "timers", "ns/iter", "vs T=0"
+    );
+    for backend in Backend::ALL {
+        let mut base = None;
+        for t in [0usize, 10_000] {
+            let runs: io::Result<Vec<_>> = (0..reps)
+                .map(|_| per_iteration(backend, Mode::Scalable, 0, t, iterations))
+                .collect();
+            let m = median(runs?);
+            let base = *base.get_or_insert(m);
+            println!(
+                "{:<8} {:<9} {:>7} {:>12} {:>9.2}x",
+                backend.name(),
+                "Scalable",
+                t,
+                m.as_nanos(),
+                m.as_secs_f64() / base.as_secs_f64()
+            );
         }
     }
     Ok(())
