@@ -153,7 +153,9 @@ impl EventLoop {
     /// Whether a panic in a hook or predicate closes only that channel (the default, like
     /// asyncore's bare `except:`) or propagates out of [`run`](EventLoop::run). A
     /// propagating panic still closes the channel it came from first, so the loop stays
-    /// usable if the caller catches it.
+    /// usable if the caller catches it. The same holds for timer, signal and [`Remote`]
+    /// callbacks: a panic is logged and the loop goes on (a periodic timer that panicked
+    /// is not re-armed), or it propagates.
     pub fn set_catch_panics(&mut self, catch: bool) {
         self.core.catch_panics = catch;
     }
@@ -531,13 +533,21 @@ impl EventLoop {
                 break;
             };
             match due.action {
-                Action::Once(f) => f(self),
+                Action::Once(f) => {
+                    let outcome = self.callback(f);
+                    self.survive("timer", outcome);
+                }
                 Action::Every(period, mut f) => {
-                    f(self);
+                    let outcome = self.callback(|lp| f(lp));
+                    if outcome.is_err() {
+                        // A periodic timer that panicked is not re-armed.
+                        self.core.timers.cancel(due.id);
+                    }
                     let now = Instant::now();
                     self.core
                         .timers
                         .finish(due.id, due.deadline, now, period, f);
+                    self.survive("periodic timer", outcome);
                 }
                 Action::Channel(token) => {
                     if self.core.contains(token) {
@@ -556,10 +566,11 @@ impl EventLoop {
             return;
         };
         for (signal, mut handler) in signals.take_arrived() {
-            handler(self, signal);
+            let outcome = self.callback(|lp| handler(lp, signal));
             if let Some(signals) = self.signals.as_mut() {
                 signals.restore(signal, handler);
             }
+            self.survive("signal handler", outcome);
         }
     }
 
@@ -571,11 +582,28 @@ impl EventLoop {
             return;
         };
         let (calls, stop) = inbox.take();
-        for f in calls {
-            f(self);
-        }
         if stop {
             self.stop();
+        }
+        for f in calls {
+            let outcome = self.callback(f);
+            self.survive("remote call", outcome);
+        }
+    }
+
+    /// Runs a timer, signal or remote callback, catching a panic.
+    fn callback(&mut self, f: impl FnOnce(&mut EventLoop)) -> Result<(), Box<dyn Any + Send>> {
+        catch_unwind(AssertUnwindSafe(|| f(self)))
+    }
+
+    /// After a callback's bookkeeping: a panic is logged and the loop goes on (as for
+    /// hooks), or it propagates if [`set_catch_panics`](EventLoop::set_catch_panics) is off.
+    fn survive(&self, what: &str, outcome: Result<(), Box<dyn Any + Send>>) {
+        if let Err(payload) = outcome {
+            if !self.core.catch_panics {
+                resume_unwind(payload);
+            }
+            log::error!("panic in a {what} callback; the loop goes on");
         }
     }
 

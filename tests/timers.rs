@@ -408,7 +408,37 @@ fn many_far_timers_do_not_disturb(backend: Backend) {
     ev.close_all();
 }
 
+/// A panicking timer callback is logged and the loop goes on: later timers still run, a
+/// periodic timer that panicked is not re-armed. With `set_catch_panics(false)` the panic
+/// propagates and the loop is still usable (and not kept alive by the dead timer).
+fn panicking_timers(backend: Backend) {
+    let mut ev = EventLoop::with_backend(backend).unwrap();
+    let ran = Rc::new(Cell::new(0));
+    let r = ran.clone();
+    ev.call_later(Duration::ZERO, |_| panic!("one-shot timer panics"));
+    ev.call_every(Duration::from_millis(1), |_| {
+        panic!("periodic timer panics")
+    });
+    ev.call_later(Duration::from_millis(5), move |_| r.set(r.get() + 1));
+    within_loop(&mut ev);
+    assert_eq!(ran.get(), 1, "the timer after the panicking ones ran");
+    assert_eq!(ev.timers(), 0, "the panicking periodic timer is gone");
+
+    ev.set_catch_panics(false);
+    ev.call_every(Duration::from_millis(1), |_| panic!("propagates"));
+    let r = ran.clone();
+    ev.call_later(Duration::from_millis(20), move |_| r.set(r.get() + 1));
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        ev.run(Some(Duration::from_millis(50)), Some(1000))
+    }));
+    assert!(caught.is_err(), "the panic propagated");
+    assert_eq!(ev.timers(), 1, "the panicking periodic timer was dropped");
+    within_loop(&mut ev);
+    assert_eq!(ran.get(), 2, "the loop is usable after the panic");
+}
+
 backend_tests!(
+    panicking_timers,
     never_early,
     equal_deadlines_in_order,
     wait_bounded_by_next_deadline,
