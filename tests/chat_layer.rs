@@ -293,6 +293,51 @@ fn watermarks_pause_and_resume_reading(backend: Backend) {
         .is_reading_paused());
 }
 
+/// One read full of requests with large replies: delivery stops at the high-water mark in
+/// the middle of the read (the rest waits in the scanner) and resumes as the peer reads,
+/// so the queue passes the mark by at most one reply; every reply comes, in order.
+fn watermarks_stop_delivery_within_a_read(backend: Backend) {
+    const REPLY: usize = 100_000;
+    const REQUESTS: usize = 400; // about 1.6 KB of requests, 40 MB of replies
+    let mut ev = EventLoop::with_backend(backend).unwrap();
+    let log = Log::default();
+    let mut chat = Records::chat(&log, bytes(b"\n"), |ctx, record| {
+        let n: usize = String::from_utf8_lossy(&record).parse().unwrap();
+        ctx.push_vec(vec![(n % 251) as u8; REPLY])
+    });
+    chat.set_watermarks(Some((100_000, 200_000))).unwrap();
+    let (token, mut peer) = connect(&mut ev, chat);
+    let all: String = (0..REQUESTS).map(|i| format!("{i}\n")).collect();
+    peer.send(all.as_bytes());
+    run_until(&mut ev, "the requests read", |_| !log.entries().is_empty());
+    let mut max_pending = 0;
+    for _ in 0..20 {
+        ev.poll_once(Some(util::STEP)).unwrap();
+        max_pending = max_pending.max(ev.channel(token).unwrap().pending_output());
+    }
+    assert!(
+        max_pending <= 200_000 + REPLY,
+        "queue grew to {max_pending} within one read"
+    );
+    assert!(log.entries().len() < REQUESTS, "delivery did not stop");
+    run_until(&mut ev, "all replies", |ev| {
+        max_pending = max_pending.max(ev.channel(token).unwrap().pending_output());
+        peer.pump();
+        peer.got.len() >= REQUESTS * REPLY
+    });
+    assert!(
+        max_pending <= 200_000 + REPLY,
+        "queue grew to {max_pending}"
+    );
+    assert_eq!(peer.got.len(), REQUESTS * REPLY);
+    for (i, reply) in peer.got.chunks(REPLY).enumerate() {
+        assert!(
+            reply.iter().all(|&b| b == (i % 251) as u8),
+            "reply {i} out of order"
+        );
+    }
+}
+
 /// `close_when_done`: the reply is sent completely, then the channel closes; later input
 /// is not delivered and `handle_close` runs once.
 fn close_when_done_sends_then_closes(backend: Backend) {
@@ -404,6 +449,7 @@ backend_tests!(
     count_terminator_across_reads,
     record_too_long_closes_only_that_channel,
     watermarks_pause_and_resume_reading,
+    watermarks_stop_delivery_within_a_read,
     close_when_done_sends_then_closes,
     push_after_close_when_done_errors,
     producers_keep_order,

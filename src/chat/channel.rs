@@ -62,7 +62,11 @@ thread_local! {
 /// While the channel's unsent output ([`Channel::pending_output`]) is over the high-water
 /// mark, `readable()` is false: the loop stops reading from the peer, so a peer that sends
 /// requests without reading the replies cannot make the queue grow without bound. Reading
-/// resumes once the queue is at or below the low-water mark. Defaults:
+/// resumes once the queue is at or below the low-water mark. Records already read wait
+/// too: delivery stops as soon as the queue passes the high-water mark in the middle of a
+/// read and resumes (on a write event) below the low one, so one read full of short
+/// commands with long replies cannot grow the queue past the high mark by more than one
+/// record's replies. Defaults:
 /// [`DEFAULT_WATERMARKS`](AsyncChat::DEFAULT_WATERMARKS) (64 KiB low, 256 KiB high);
 /// [`set_watermarks`](AsyncChat::set_watermarks) changes or disables them. Bytes a producer
 /// has not produced yet are not counted.
@@ -377,6 +381,12 @@ impl<H: ChatHandler> AsyncChat<H> {
                 self.scanner.discard();
                 return Ok(());
             }
+            if self.pause_for(io.pending_output()) {
+                // Over the high-water mark: the rest of this read waits in the scanner
+                // until the peer has taken enough output (`handle_write` resumes), so a
+                // read full of commands cannot make the replies grow without bound.
+                return Ok(());
+            }
             let (piece, terminator) = match self.scanner.next_piece_with_terminator() {
                 Ok(Some(next)) => {
                     self.stalled = false;
@@ -455,9 +465,15 @@ impl<H: ChatHandler> Dispatcher for AsyncChat<H> {
         delivered
     }
 
-    /// Sends queued output until the socket would block.
+    /// Sends queued output until the socket would block; then, if delivery stopped at the
+    /// high-water mark with input still buffered and the output is below the low mark
+    /// again, delivers the rest.
     fn handle_write(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
-        ctx.flush()
+        ctx.flush()?;
+        if self.scanner.buffered() > 0 && !self.pause_for(ctx.pending_output()) {
+            self.deliver(&mut Io::Loop(ctx))?;
+        }
+        Ok(())
     }
 
     fn handle_close(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {

@@ -177,6 +177,14 @@ impl<'a> Io<'_, 'a> {
             Io::Script(peer) => peer.closed || peer.closing,
         }
     }
+
+    /// Bytes queued and not yet sent (0 on a scripted transport).
+    pub(crate) fn pending_output(&self) -> usize {
+        match self {
+            Io::Loop(ctx) => ctx.pending_output(),
+            Io::Script(_) => 0,
+        }
+    }
 }
 
 /// Changes a callback asked for, applied to the scanner when it returns (the input being

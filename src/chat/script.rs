@@ -585,6 +585,31 @@ mod tests {
     }
 
     #[test]
+    fn set_terminator_in_too_long_hook_under_limit_zero_makes_progress() {
+        // Found by fuzzing (tests/fuzz_mirror.rs,
+        // regression_limit_zero_switch_in_hook_livelock): the record the hook starts is
+        // over a limit of 0 at once; it used to call the hook again, forever.
+        let mut hooks = 0;
+        let mut s = script(bytes(b"\n"), move |ctx, ev, _| {
+            if *ev == Ev::TooLong {
+                hooks += 1;
+                assert!(hooks < 10, "handle_record_too_long called in a loop");
+                ctx.set_terminator(bytes(b"\n"))?;
+            }
+            Ok(())
+        });
+        s.handler_mut().too_long_ok = true;
+        s.chat_mut().set_max_record(Some(0));
+        s.feed(b"x\n\nab\n").unwrap();
+        s.feed(b"\n").unwrap();
+        assert_eq!(
+            s.handler().events,
+            [Ev::TooLong, Ev::Term, Ev::TooLong, Ev::Term]
+        );
+        assert!(!s.is_closed());
+    }
+
+    #[test]
     fn max_record_can_be_lifted_and_restored_from_callbacks() {
         // A command line is limited, a body is not.
         let mut s = script(bytes(b"\n"), |ctx, ev, _| {
