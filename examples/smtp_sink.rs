@@ -3,7 +3,8 @@
 //! Run: `cargo run --release --example smtp_sink -- --addr 127.0.0.1:2525 --maildir DIR`
 //! Options: `--addr HOST:PORT` (default 127.0.0.1:2525; port 0 picks a free one),
 //! `--maildir DIR` (required; created if missing), `--max-size BYTES` (default 33554432,
-//! 32 MiB), `--hostname NAME` (default `localhost`), `--backend select|poll|epoll`
+//! 32 MiB), `--hostname NAME` (default `localhost`), `--idle-timeout SECS` (default 300,
+//! RFC 5321's minimum server timeout; 0 = none), `--backend select|poll|epoll`
 //! (default epoll). When ready it prints `listening on <addr>` with the real address.
 //! Try it with `python3 -c 'import smtplib; smtplib.SMTP("127.0.0.1", 2525).sendmail("a@x", ["b@y"], b"Subject: hi\r\n\r\nhello\r\n")'`.
 //!
@@ -51,6 +52,9 @@ pub struct Config {
     pub max_size: usize,
     /// The name in the greeting and in HELO/EHLO replies.
     pub hostname: String,
+    /// A client with no read or write event for this long is disconnected (so a client
+    /// that stops in the middle of DATA does not hold its buffered message forever).
+    pub idle_timeout: Option<Duration>,
 }
 
 impl Config {
@@ -60,6 +64,7 @@ impl Config {
             maildir: maildir.into(),
             max_size: 32 * 1024 * 1024,
             hostname: "localhost".to_string(),
+            idle_timeout: Some(Duration::from_secs(300)),
         }
     }
 }
@@ -195,7 +200,7 @@ impl Session {
             }
             _ => reply(&format!(
                 "500 Error: command \"{}\" not recognized",
-                String::from_utf8_lossy(&verb).escape_debug()
+                verb.escape_ascii() // replies are US-ASCII (RFC 5321 4.2)
             )),
         };
         ctx.push_vec(answer)
@@ -453,6 +458,7 @@ impl Dispatcher for Listener {
         _: SockAddr,
     ) -> io::Result<()> {
         let mut ch = Channel::from_socket(sock)?;
+        ch.set_idle_timeout(self.config.idle_timeout);
         let chat = Session::chat(self.config.clone())?;
         ch.push(&chat.handler().greeting())?;
         ctx.add(ch, chat)?;
@@ -490,12 +496,12 @@ fn invalid(msg: String) -> io::Error {
 }
 
 const USAGE: &str = "usage: smtp_sink --maildir DIR [--addr HOST:PORT] [--max-size BYTES] \
-                     [--hostname NAME] [--backend select|poll|epoll]";
+                     [--hostname NAME] [--idle-timeout SECS] [--backend select|poll|epoll]";
 
 fn parse_args() -> io::Result<Args> {
     let mut addr = SocketAddr::from(([127, 0, 0, 1], 2525));
     let mut backend = Backend::Epoll;
-    let (mut maildir, mut max_size, mut hostname) = (None, None, None);
+    let (mut maildir, mut max_size, mut hostname, mut idle) = (None, None, None, None);
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let value = it
@@ -517,6 +523,12 @@ fn parse_args() -> io::Result<Args> {
                 )
             }
             "--hostname" => hostname = Some(value),
+            "--idle-timeout" => {
+                let secs: u64 = value
+                    .parse()
+                    .map_err(|e| invalid(format!("--idle-timeout {value}: {e}")))?;
+                idle = Some((secs > 0).then(|| Duration::from_secs(secs)));
+            }
             _ => return Err(invalid(format!("unknown flag {flag}; {USAGE}"))),
         }
     }
@@ -527,6 +539,9 @@ fn parse_args() -> io::Result<Args> {
     }
     if let Some(name) = hostname {
         config.hostname = name;
+    }
+    if let Some(idle) = idle {
+        config.idle_timeout = idle;
     }
     Ok(Args {
         addr,
