@@ -44,6 +44,13 @@ SCENARIOS = {
     ),
     "churn": ("Churn: connect, one 64 B echo, close (10 concurrent)", "conns", "connection"),
 }
+# The optional multi-core scenarios (run.sh SCENARIOS=scaling): an unpinned
+# server, two load generators with half the connections each.
+SCALING = {
+    "scale100": ("Scaling, 2 load generators × 50 connections, 64 B ping-pong", 100),
+    "scale1000": ("Scaling, 2 load generators × 500 connections, 64 B ping-pong", 1000),
+}
+SCALING_SERVERS = ["mio", "tokio", "sockloop-epoll", "sockloop-epoll-t2"]
 CHART_SCENARIO = "pp100"
 CLIENT_BOUND = 0.90  # client core busy fraction from which a row is flagged
 OTHER_LOAD = 0.10  # CPU (in cores) used by other processes from which a row is flagged
@@ -250,10 +257,11 @@ def main():
               if all(c.skipped and not c.valid for k, c in cells.items() if k[1] == s)]
     servers = [s for s in servers if s not in absent]
     scenarios = [s for s in SCENARIOS if any(k[0] == s for k in cells)]
+    scaling = [s for s in SCALING if any(k[0] == s for k in cells)]
     mach = machine()
 
     svg_rel = None
-    if args.svg:
+    if args.svg and CHART_SCENARIO in scenarios:
         svg_chart(cells, args.svg)
         out_dir = os.path.dirname(os.path.abspath(args.out))
         svg_rel = os.path.relpath(os.path.abspath(args.svg), out_dir)
@@ -285,8 +293,12 @@ def main():
     w(f"- CPUs: {mach['nproc']} × {mach['cpu']}")
     w(f"- Kernel: {mach['kernel']}")
     w(f"- {mach['rustc']}; {mach['python']}")
-    w(f"- Server pinned to CPU {meta.get('server_cpu', '?')}, load generator to CPU "
-      f"{meta.get('client_cpu', '?')} (`taskset`)")
+    if scenarios:
+        w(f"- Server pinned to CPU {meta.get('server_cpu', '?')}, load generator to CPU "
+          f"{meta.get('client_cpu', '?')} (`taskset`)"
+          + ("; the scaling scenarios pin nothing (see there)" if scaling else ""))
+    else:
+        w("- Nothing pinned (scaling scenarios only; see there)")
     w(f"- {meta.get('reps', '?')} repetition(s) per cell, interleaved; {meta.get('warmup', '?')} s warm-up "
       f"+ {meta.get('duration', '?')} s measured; medians shown")
     w(f"- Run {meta.get('started', '?')} → {meta.get('finished', '?')}; load average at start "
@@ -307,6 +319,97 @@ def main():
         w("")
 
     # ---- overview tables
+    if scenarios:
+        main_tables(w, cells, servers, scenarios, svg_rel)
+    if scaling:
+        scaling_section(w, cells, scaling, meta)
+    build_and_method(w, args, scenarios)
+
+    with open(args.out, "w") as f:
+        f.write("\n".join(L))
+    print(f"report.py: wrote {args.out}" + (f" and {args.svg}" if svg_rel else ""), file=sys.stderr)
+
+
+def scaling_section(w, cells, scaling, meta):
+    w("## Multi-core scaling")
+    w("")
+    w("`echo_server --threads N` runs N event loops on N threads, each with its own "
+      "`SO_REUSEPORT` listener on the same port (`sockloop::LoopGroup`); the kernel spreads "
+      "new connections over the listeners by a hash of the address pair. `sockloop-epoll` is "
+      "`--threads 1` (one plain `EventLoop`), `sockloop-epoll-t2` is `--threads 2`; `mio` and "
+      "`tokio` are the single-threaded reference servers from the tables above.")
+    w("")
+    w("**Setup.** Two load generator processes run at the same time against the same server, "
+      "each with half the connections (same warm-up and measured seconds); the rate is the sum "
+      "of the two. **Nothing is pinned**: the machine has 2 cores, so with two server loops "
+      "and two clients there is no way to keep servers and clients apart, and the scheduler "
+      "places all of them. Client and server compete for the same two cores, so this measures "
+      "what a second loop gains on a machine that is also running the clients, not what it "
+      "would gain on a dedicated core. **Server CPU** is the server process's user + sys time "
+      "÷ window, in cores (above 1.00 means more than one thread was working); **threads** "
+      "lists each server thread's CPU in cores, busiest first (the `--threads 2` process also "
+      "has an idle main thread); **Machine busy** is the non-idle share of both CPUs from "
+      "`/proc/stat`, in cores out of 2.00; **Other load** excludes the server and both clients. "
+      "Latency columns are the worse of the two clients' percentiles.")
+    w("")
+    for sc in scaling:
+        title, conns = SCALING[sc]
+        w(f"### {title} (`{sc}`)")
+        w("")
+        base = cells.get((sc, "mio"))
+        one = cells.get((sc, "sockloop-epoll"))
+        base_rate = base.rate("msgs") if base and base.valid else None
+        one_rate = one.rate("msgs") if one and one.valid else None
+        w("| Server | Rate (2 clients) | Spread | vs mio | vs sockloop 1 loop | p50 µs | p99 µs "
+          "| Server CPU | threads | CPU µs/msg | user µs/msg | Clients CPU | Machine busy "
+          "| Other load | Errors | Reps |")
+        w("|---|" + "---:|" * 15)
+        notes = []
+        for srv in SCALING_SERVERS + sorted(
+                {k[1] for k in cells if k[0] == sc} - set(SCALING_SERVERS)):
+            c = cells.get((sc, srv))
+            if c is None:
+                continue
+            if not c.valid:
+                why = c.skipped or "; ".join(sorted(set(c.failed))) or "no data"
+                w(f"| `{srv}` | {'skipped' if c.skipped else 'failed'} |" + " |" * 14)
+                notes.append(f"`{srv}`: {why}")
+                continue
+            rate = c.rate("msgs")
+            spread = c.spread("msgs")
+            thr = [d.get("thread_cpu_util") or [] for d in c.valid]
+            # per-thread medians, position by position (busiest first)
+            n = max((len(t) for t in thr), default=0)
+            tmed = []
+            for i in range(n):
+                vals = [t[i] for t in thr if len(t) > i]
+                tmed.append(statistics.median(vals))
+            threads = " + ".join(f"{v:.2f}" for v in tmed if v >= 0.01) or "–"
+            other = c.med("other_cpu_util")
+            errs = f"{c.errors}" + (f" / {c.mismatched} B bad" if c.mismatched else "")
+            if c.errors or c.mismatched:
+                errs = f"**{errs}**"
+            w(f"| `{srv}` | {fmt_rate(rate, 'msgs')} "
+              f"| {'–' if spread is None else f'±{50 * spread:.0f}%'} "
+              f"| {fmt_ratio(rate, base_rate)} "
+              f"| {fmt_ratio(rate, one_rate) if srv.startswith('sockloop') else ''} "
+              f"| {fmt_num(c.med('p50_us'))} | {fmt_num(c.med('p99_us'))} "
+              f"| {fmt_num(c.med('server_cpu_util'), 2)} | {threads} "
+              f"| {fmt_num(c.med('server_cpu_us_per_msg'), 2)} "
+              f"| {fmt_num(c.med('server_user_us_per_msg'), 2)} "
+              f"| {fmt_num(c.med('client_cpu_util'), 2)} | {fmt_num(c.med('machine_busy'), 2)} "
+              f"| {'–' if other is None else f'{other:.2f}'} | {errs} | {len(c.valid)}/{len(c.reps)} |")
+            if c.failed:
+                notes.append(f"`{srv}`: {len(c.failed)} repetition(s) failed: "
+                             + "; ".join(sorted(set(c.failed))))
+        w("")
+        for n_ in notes:
+            w(f"- {n_}")
+        if notes:
+            w("")
+
+
+def main_tables(w, cells, servers, scenarios, svg_rel):
     w("## Overview")
     w("")
     w("Headline rate per scenario (messages/s, MB/s for bulk, connections/s for churn), "
@@ -413,6 +516,9 @@ def main():
         if notes:
             w("")
 
+
+
+def build_and_method(w, args, scenarios):
     # ---- build time and size
     bs_path = os.path.join(args.results, "build_size.json")
     w("## Clean release build time and binary size")
@@ -476,10 +582,6 @@ def main():
     w(f"- Raw per-run JSON: `{os.path.relpath(os.path.abspath(args.results), os.path.dirname(os.path.abspath(args.out)))}` "
       "(git-ignored).")
     w("")
-
-    with open(args.out, "w") as f:
-        f.write("\n".join(L))
-    print(f"report.py: wrote {args.out}" + (f" and {args.svg}" if args.svg else ""), file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,13 @@
 # Environment (all optional):
 #   REPS=3 DURATION=5 WARMUP=1     repetitions, measured and warm-up seconds
 #   SERVERS="mio tokio ..."        subset of servers (default: all eight)
-#   SCENARIOS="pp1 pp100 ..."      subset of scenarios (default: all seven)
+#   SCENARIOS="pp1 pp100 ..."      subset of scenarios (default: all seven).
+#                                  "default" stands for the seven, "scaling" for
+#                                  the optional multi-core scenarios scale100 and
+#                                  scale1000 (e.g. SCENARIOS="default scaling")
+#   SCALING_SERVERS="mio tokio sockloop-epoll sockloop-epoll-t2"
+#                                  servers for the scaling scenarios; -tN runs
+#                                  echo_server --threads N (LoopGroup, SO_REUSEPORT)
 #   SERVER_CPU=1 CLIENT_CPU=0      taskset pinning
 #   SOCKLOOP=auto|skip             auto: build the sockloop example, skip its
 #                                  servers (with a note) if that fails
@@ -34,8 +40,15 @@ BUILD_SIZE=${BUILD_SIZE:-1}
 OUT=${OUT:-$ROOT/BENCHMARKS.md}
 ALL_SERVERS="mio tokio sockloop-select sockloop-poll sockloop-epoll asyncore-select asyncore-poll asyncio"
 ALL_SCENARIOS="pp1 pp100 pp1000 bulk pp10 pp10_idle10k churn"
+SCALING_SCENARIOS="scale100 scale1000"
+DEFAULT_SCALING_SERVERS="mio tokio sockloop-epoll sockloop-epoll-t2"
 SERVERS=${SERVERS:-$ALL_SERVERS}
 SCENARIOS=${SCENARIOS:-$ALL_SCENARIOS}
+SCALING_SERVERS=${SCALING_SERVERS:-$DEFAULT_SCALING_SERVERS}
+SCENARIOS_ARG=$SCENARIOS
+SCENARIOS=${SCENARIOS//default/$ALL_SCENARIOS}
+SCENARIOS=${SCENARIOS//scaling/$SCALING_SCENARIOS}
+is_scaling() { [[ $1 == scale* ]]; }
 
 RESULTS=$BENCH/results/$(date +%Y%m%d-%H%M%S)
 mkdir -p "$RESULTS/raw"
@@ -45,7 +58,9 @@ log() { printf '[run.sh %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 CMD="cd bench &&"
 for v in REPS DURATION WARMUP; do CMD+=" $v=${!v}"; done
 [[ $SERVERS != "$ALL_SERVERS" ]] && CMD+=" SERVERS=\"$SERVERS\""
-[[ $SCENARIOS != "$ALL_SCENARIOS" ]] && CMD+=" SCENARIOS=\"$SCENARIOS\""
+[[ $SCENARIOS != "$ALL_SCENARIOS" ]] && CMD+=" SCENARIOS=\"$SCENARIOS_ARG\""
+[[ $SCENARIOS == *scale* && $SCALING_SERVERS != "$DEFAULT_SCALING_SERVERS" ]] &&
+    CMD+=" SCALING_SERVERS=\"$SCALING_SERVERS\""
 [[ $SOCKLOOP != auto ]] && CMD+=" SOCKLOOP=$SOCKLOOP"
 [[ $BUILD_SIZE != 1 ]] && CMD+=" BUILD_SIZE=$BUILD_SIZE"
 CMD+=" ./run.sh"
@@ -62,7 +77,7 @@ LOADGEN=$BIN/loadgen
 SOCKLOOP_BIN=$ROOT/target/release/examples/echo_server
 SOCKLOOP_NOTE=""
 have_sockloop=0
-if [[ $SERVERS == *sockloop* ]]; then
+if [[ $SERVERS == *sockloop* || ($SCENARIOS == *scale* && $SCALING_SERVERS == *sockloop*) ]]; then
     if [[ $SOCKLOOP == skip ]]; then
         SOCKLOOP_NOTE="sockloop servers skipped on request (SOCKLOOP=skip)."
     else
@@ -91,6 +106,10 @@ scenario_args() {
         pp10)         echo "--mode pingpong --conns 10 --size 64 --depth 1" ;;
         pp10_idle10k) echo "--mode pingpong --conns 10 --size 64 --depth 1 --idle 10000" ;;
         churn)        echo "--mode churn --conns 10 --size 64" ;;
+        # Scaling: each of the TWO load generators gets these arguments, so
+        # scale100 is 2 x 50 connections and scale1000 is 2 x 500.
+        scale100)     echo "--mode pingpong --conns 50 --size 64 --depth 1" ;;
+        scale1000)    echo "--mode pingpong --conns 500 --size 64 --depth 1" ;;
         *) log "unknown scenario $1"; exit 1 ;;
     esac
 }
@@ -101,7 +120,8 @@ scenario_fds() {
         pp1 | bulk) echo 1 ;;
         pp10 | churn) echo 10 ;;
         pp100) echo 100 ;;
-        pp1000) echo 1000 ;;
+        pp1000 | scale1000) echo 1000 ;;
+        scale100) echo 100 ;;
         pp10_idle10k) echo 10010 ;;
     esac
 }
@@ -115,6 +135,10 @@ server_cmd() {
         sockloop-select | sockloop-poll | sockloop-epoll)
             ((have_sockloop)) || return 1
             CMDV=("$SOCKLOOP_BIN" --addr "$addr" --backend "${1#sockloop-}") ;;
+        sockloop-*-t[0-9]*) # sockloop-BACKEND-tN: echo_server --threads N
+            ((have_sockloop)) || return 1
+            local b=${1#sockloop-}
+            CMDV=("$SOCKLOOP_BIN" --addr "$addr" --backend "${b%-t*}" --threads "${1##*-t}") ;;
         asyncore-select | asyncore-poll)
             CMDV=(python3 -W ignore "$BENCH/py/asyncore_echo.py" --addr "$addr" --backend "${1#asyncore-}") ;;
         asyncio) CMDV=(python3 "$BENCH/py/asyncio_echo.py" --addr "$addr") ;;
@@ -126,15 +150,20 @@ server_cmd() {
 SPID=""
 SADDR=""
 
-start_server() { # name logprefix
+start_server() { # name logprefix [pin=1]
     server_cmd "$1" || return 1
-    taskset -c "$SERVER_CPU" "${CMDV[@]}" >"$2.out" 2>"$2.err" &
+    if [[ ${3:-1} == 1 ]]; then
+        taskset -c "$SERVER_CPU" "${CMDV[@]}" >"$2.out" 2>"$2.err" &
+    else
+        "${CMDV[@]}" >"$2.out" 2>"$2.err" &
+    fi
     SPID=$!
     local i line
     for ((i = 0; i < 400; i++)); do # up to 20 s
         line=$(head -n1 "$2.out" 2>/dev/null || true)
         if [[ $line == "listening on "* ]]; then
             SADDR=${line#listening on }
+            SADDR=${SADDR%% *} # "ADDR (N threads)" from echo_server --threads
             return 0
         fi
         if ! kill -0 "$SPID" 2>/dev/null; then
@@ -174,17 +203,101 @@ trap 'stop_server; exit 130' INT TERM
     echo "server_cpu=$SERVER_CPU"
     echo "client_cpu=$CLIENT_CPU"
     echo "servers=$SERVERS"
+    echo "scaling_servers=$SCALING_SERVERS"
     echo "scenarios=$SCENARIOS"
     echo "sockloop_note=$SOCKLOOP_NOTE"
     echo "started=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "loadavg_start=$(cut -d' ' -f1-3 /proc/loadavg)"
 } >"$RESULTS/meta.txt"
 
-read -r -a server_list <<<"$SERVERS"
-nserv=${#server_list[@]}
+# Per-thread CPU ticks (utime + stime) of a process: "TID:TICKS ..." .
+thread_ticks() {
+    local f rest
+    for f in /proc/"$1"/task/*/stat; do
+        rest=$(cat "$f" 2>/dev/null) || continue
+        rest=${rest##*) } # after the comm field
+        read -r -a fl <<<"$rest"
+        # fields after comm: state=0 ... utime=11 stime=12
+        printf '%s:%s ' "$(basename "$(dirname "$f")")" $((fl[11] + fl[12]))
+    done
+}
+
+# The scaling scenarios: the server is NOT pinned and two load generators, each
+# with half the connections, run at the same time, also unpinned (two cores
+# cannot keep servers and clients apart once the server has two loops). Their
+# JSON goes to BASE.c1.json / BASE.c2.json; merge_scaling writes BASE.json.
+run_scaling() { # scenario server base
+    local base=$3 rc1=0 rc2=0 t0 t1 s0 s1 p1 p2 to
+    to=$((${DURATION%.*} + ${WARMUP%.*} + 700))
+    read -r -a largs <<<"$(scenario_args "$1")"
+    # --server-cpu/--client-cpu only make loadgen report how busy cores 1 and 0
+    # were; nothing is pinned.
+    timeout --signal=KILL "$to" "$LOADGEN" --addr "$SADDR" "${largs[@]}" \
+        --duration "$DURATION" --warmup "$WARMUP" --server-pid "$SPID" \
+        --server-cpu 1 --client-cpu 0 >"$base.c1.json" 2>"$base.c1.err" &
+    p1=$!
+    timeout --signal=KILL "$to" "$LOADGEN" --addr "$SADDR" "${largs[@]}" \
+        --duration "$DURATION" --warmup "$WARMUP" --server-pid "$SPID" \
+        >"$base.c2.json" 2>"$base.c2.err" &
+    p2=$!
+    sleep "$WARMUP"
+    t0=$(thread_ticks "$SPID")
+    s0=$(date +%s.%N)
+    wait "$p1" || rc1=$?
+    t1=$(thread_ticks "$SPID")
+    s1=$(date +%s.%N)
+    wait "$p2" || rc2=$?
+    status=ok
+    kill -0 "$SPID" 2>/dev/null || status="failed: server died during the run"
+    ((rc1 == 0 && rc2 == 0)) || status="failed: loadgen exit $rc1/$rc2"
+    if [[ $status == ok ]]; then
+        python3 - "$base" "$t0" "$t1" "$s0" "$s1" <<'PY' || status="failed: could not merge the two loadgen results"
+import json, sys
+base, t0, t1 = sys.argv[1], sys.argv[2].split(), sys.argv[3].split()
+a, b = (json.loads(open(f"{base}.c{i}.json").read().strip().splitlines()[-1]) for i in (1, 2))
+if a.get("setup_failed") or b.get("setup_failed"):
+    sys.exit(1)
+m = dict(a)
+m["clients"] = [a, b]
+for k in ("msgs", "msgs_per_sec", "mb_per_sec", "conns", "latency_samples", "errors", "mismatched_bytes"):
+    m[k] = (a.get(k) or 0) + (b.get(k) or 0)
+# Both loadgens sample the same server over nearly the same window.
+m["server_cpu_util"] = (a["server_cpu_util"] + b["server_cpu_util"]) / 2
+m["server_user_util"] = (a["server_user_s"] / a["window_s"] + b["server_user_s"] / b["window_s"]) / 2
+m["server_cpu_us_per_msg"] = m["server_cpu_util"] * 1e6 / m["msgs_per_sec"]
+m["server_user_us_per_msg"] = m["server_user_util"] * 1e6 / m["msgs_per_sec"]
+for k in ("p50_us", "p99_us", "p999_us"):
+    m[k] = max(a[k], b[k])
+m["client_cpu_util"] = a["client_cpu_util"] + b["client_cpu_util"]
+# Nothing is pinned: loadgen 1's core figures are simply CPU 1 and CPU 0.
+m["machine_busy"] = (a["server_core_busy"] + a["client_core_busy"])
+m["server_core_busy"] = m["client_core_busy"] = None
+# Each loadgen counts the other one as "other" load; take it out.
+m["other_cpu_util"] = max(0.0, ((a["other_cpu_util"] - b["client_cpu_util"])
+                                + (b["other_cpu_util"] - a["client_cpu_util"])) / 2)
+before = dict(x.split(":") for x in t0)
+after = dict(x.split(":") for x in t1)
+secs = float(sys.argv[5]) - float(sys.argv[4])  # from end of warm-up sleep to loadgen 1's end
+tt = sorted(((int(v) - int(before.get(t, 0))) for t, v in after.items()), reverse=True)
+m["thread_cpu_util"] = [round(t / a["clk_tck"] / secs, 3) for t in tt if t > 0]
+open(f"{base}.json", "w").write(json.dumps(m) + "\n")
+PY
+    fi
+    echo "$status" >"$base.status"
+    [[ $status == ok ]] || log "$1 $2: $status"
+}
+
+read -r -a main_servers <<<"$SERVERS"
+read -r -a scaling_servers <<<"$SCALING_SERVERS"
 for ((rep = 1; rep <= REPS; rep++)); do
     for sc in $SCENARIOS; do
         read -r -a largs <<<"$(scenario_args "$sc")"
+        if is_scaling "$sc"; then
+            server_list=("${scaling_servers[@]}")
+        else
+            server_list=("${main_servers[@]}")
+        fi
+        nserv=${#server_list[@]}
         for ((k = 0; k < nserv; k++)); do
             srv=${server_list[$(((k + rep - 1) % nserv))]}
             base=$RESULTS/raw/${sc}__${srv}__rep${rep}
@@ -197,8 +310,13 @@ for ((rep = 1; rep <= REPS; rep++)); do
                 continue
             fi
             log "rep $rep/$REPS  $sc  $srv"
-            if ! start_server "$srv" "$base.server"; then
+            if ! start_server "$srv" "$base.server" "$(is_scaling "$sc" && echo 0 || echo 1)"; then
                 echo "failed: server did not start" >"$base.status"
+                continue
+            fi
+            if is_scaling "$sc"; then
+                run_scaling "$sc" "$srv" "$base"
+                stop_server
                 continue
             fi
             rc=0
