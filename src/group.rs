@@ -2,8 +2,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
 use socket2::{Domain, Socket, Type};
@@ -62,6 +61,41 @@ fn reuseport_listener(addr: SocketAddr) -> io::Result<Socket> {
     Ok(socket)
 }
 
+/// A one-shot slot a loop thread fills once its setup is done (a `Mutex` and a `Condvar`:
+/// an mpsc channel would cost the example binary tens of KiB for one message).
+#[derive(Default)]
+struct Ready {
+    slot: Mutex<Option<io::Result<Remote>>>,
+    filled: Condvar,
+}
+
+impl Ready {
+    fn put(&self, result: io::Result<Remote>) {
+        *self.slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+        self.filled.notify_one();
+    }
+
+    /// Waits for the thread's result; an error if the thread ended without one (it
+    /// panicked in the factory).
+    fn take(&self, thread: &JoinHandle<io::Result<()>>) -> io::Result<Remote> {
+        let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(result) = slot.take() {
+                return result;
+            }
+            if thread.is_finished() {
+                return Err(io::Error::other("a loop thread died during setup"));
+            }
+            // Timed, so a thread that panics before filling the slot is noticed.
+            slot = self
+                .filled
+                .wait_timeout(slot, std::time::Duration::from_millis(10))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+}
+
 impl LoopGroup {
     /// Binds `threads` listeners to `addr` (port 0: one free port, shared by all), then
     /// starts one loop per listener on `backend`, each on its own thread. On each thread
@@ -104,7 +138,9 @@ impl LoopGroup {
         };
         for (index, listener) in listeners.into_iter().enumerate() {
             let factory = Arc::clone(&factory);
-            let (ready_tx, ready_rx) = mpsc::channel();
+            // The loop thread hands back its Remote (or its setup error) through this slot.
+            let ready = Arc::new(Ready::default());
+            let ready_tx = Arc::clone(&ready);
             let thread = std::thread::Builder::new()
                 .name(format!("sockloop-{index}"))
                 .spawn(move || {
@@ -114,22 +150,18 @@ impl LoopGroup {
                         event_loop.add(Channel::from_socket(listener)?, dispatcher)?;
                         Ok(event_loop)
                     };
-                    let mut event_loop = match setup().and_then(|mut lp| Ok((lp.remote()?, lp))) {
-                        Ok((remote, lp)) => {
-                            let _ = ready_tx.send(Ok(remote));
-                            lp
+                    match setup().and_then(|mut lp| Ok((lp.remote()?, lp))) {
+                        Ok((remote, mut event_loop)) => {
+                            ready_tx.put(Ok(remote));
+                            event_loop.run_forever()
                         }
                         Err(e) => {
-                            let _ = ready_tx.send(Err(e));
-                            return Ok(());
+                            ready_tx.put(Err(e));
+                            Ok(())
                         }
-                    };
-                    event_loop.run_forever()
+                    }
                 })?;
-            let ready = ready_rx
-                .recv()
-                .unwrap_or_else(|_| Err(io::Error::other("loop thread died during setup")));
-            match ready {
+            match ready.take(&thread) {
                 Ok(remote) => group.workers.push((remote, thread)),
                 Err(e) => {
                     let _ = thread.join();
