@@ -33,8 +33,11 @@
 //! Exit status: 0 after a measured run (errors are reported in the JSON, not
 //! by the exit status), 2 for bad arguments, 3 if setup timed out.
 
+#[path = "../common.rs"]
+mod common;
+use common::{jnum, raise_nofile, token, untoken, Pattern, PAT_EXTRA};
 use mio::net::TcpStream;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Poll};
 use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
 use std::net::SocketAddr;
@@ -156,43 +159,6 @@ fn parse_args() -> Args {
 
 // ------------------------------------------------------------- byte pattern
 
-/// Period of the pattern table (a prime, so connection windows rarely align).
-const PAT_PERIOD: usize = 1_048_573;
-/// The table repeats its first PAT_EXTRA bytes at the end, so any window of
-/// up to PAT_EXTRA bytes is one contiguous slice.
-const PAT_EXTRA: usize = 256 * 1024;
-
-struct Pattern {
-    table: Vec<u8>,
-}
-
-impl Pattern {
-    fn new() -> Self {
-        let mut table = vec![0u8; PAT_PERIOD + PAT_EXTRA];
-        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
-        for chunk in table[..PAT_PERIOD].chunks_mut(8) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let bytes = x.to_le_bytes();
-            chunk.copy_from_slice(&bytes[..chunk.len()]);
-        }
-        table.copy_within(..PAT_EXTRA, PAT_PERIOD);
-        Pattern { table }
-    }
-
-    fn conn_offset(id: u64) -> usize {
-        (id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 20) as usize % PAT_PERIOD
-    }
-
-    /// Expected bytes `[pos, pos + len)` of the stream with pattern offset `off`.
-    fn slice(&self, off: usize, pos: u64, len: usize) -> &[u8] {
-        debug_assert!(len <= PAT_EXTRA);
-        let start = ((off as u64 + pos) % PAT_PERIOD as u64) as usize;
-        &self.table[start..start + len]
-    }
-}
-
 // ------------------------------------------------------------------- /proc
 
 fn proc_cpu_ticks(pid: &str) -> Option<(u64, u64)> {
@@ -282,38 +248,6 @@ fn proc_vm_hwm_kb(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-fn raise_nofile(need: u64) {
-    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
-    let cur = getrlimit(Resource::Nofile);
-    let want = need + 64;
-    if cur.current.is_some_and(|c| c >= want) {
-        return;
-    }
-    let max = cur.maximum.map_or(want, |m| m.max(want));
-    // Raising the hard limit needs CAP_SYS_RESOURCE; fall back to the hard limit.
-    if setrlimit(
-        Resource::Nofile,
-        Rlimit {
-            current: Some(want),
-            maximum: Some(max),
-        },
-    )
-    .is_err()
-    {
-        let _ = setrlimit(
-            Resource::Nofile,
-            Rlimit {
-                current: cur.maximum,
-                maximum: cur.maximum,
-            },
-        );
-    }
-    let now = getrlimit(Resource::Nofile).current;
-    if now.is_some_and(|c| c < want) {
-        eprintln!("loadgen: warning: RLIMIT_NOFILE is {now:?}, need about {want}");
-    }
-}
-
 // -------------------------------------------------------------- connections
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -386,14 +320,6 @@ struct Gen {
 
 const MAX_CONNECTING: usize = 256;
 const READ_BUF: usize = 256 * 1024;
-
-fn token(slot: usize, gen: u32) -> Token {
-    Token(((gen as usize) << 32) | slot)
-}
-
-fn untoken(t: Token) -> (usize, u32) {
-    (t.0 & 0xFFFF_FFFF, (t.0 >> 32) as u32)
-}
 
 impl Gen {
     /// Starts a connection in `slot` (pushing a new slot if `slot` is None).
@@ -644,16 +570,9 @@ fn percentile_us(sorted: &[u64], q: f64) -> Option<f64> {
     Some(sorted[rank - 1] as f64 / 1000.0)
 }
 
-fn jnum(v: Option<f64>) -> String {
-    match v {
-        Some(x) if x.is_finite() => format!("{x:.3}"),
-        _ => "null".to_string(),
-    }
-}
-
 fn main() {
     let args = parse_args();
-    raise_nofile((args.conns + args.idle) as u64);
+    raise_nofile("loadgen", (args.conns + args.idle) as u64);
 
     let mut g = Gen {
         pat: Pattern::new(),

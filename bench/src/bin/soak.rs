@@ -37,8 +37,11 @@
 //! Output: one JSON object on stdout. Exit status 0 when the run completed (pass/fail is
 //! judged by the caller from the JSON), 2 for bad arguments, 3 if setup timed out.
 
+#[path = "../common.rs"]
+mod common;
+use common::{jnum, raise_nofile, token, untoken, Pattern, PAT_EXTRA};
 use mio::net::TcpStream;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Poll};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fmt::Write as _;
@@ -209,42 +212,6 @@ impl Rng {
 
 // ------------------------------------------------------------- byte pattern
 
-/// Period of the pattern table (a prime, so connection windows rarely align).
-const PAT_PERIOD: usize = 1_048_573;
-/// The table repeats its first PAT_EXTRA bytes at the end, so any window of up to
-/// PAT_EXTRA bytes is one contiguous slice.
-const PAT_EXTRA: usize = 256 * 1024;
-
-struct Pattern {
-    table: Vec<u8>,
-}
-
-impl Pattern {
-    fn new() -> Self {
-        let mut table = vec![0u8; PAT_PERIOD + PAT_EXTRA];
-        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
-        for chunk in table[..PAT_PERIOD].chunks_mut(8) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let bytes = x.to_le_bytes();
-            chunk.copy_from_slice(&bytes[..chunk.len()]);
-        }
-        table.copy_within(..PAT_EXTRA, PAT_PERIOD);
-        Pattern { table }
-    }
-
-    fn conn_offset(id: u64) -> usize {
-        (mix(id) >> 20) as usize % PAT_PERIOD
-    }
-
-    /// Expected bytes `[pos, pos + len)` of the stream with pattern offset `off`.
-    fn slice(&self, off: usize, pos: u64, len: usize) -> &[u8] {
-        let start = ((off as u64 + pos) % PAT_PERIOD as u64) as usize;
-        &self.table[start..start + len]
-    }
-}
-
 /// The payload of talker `id`'s line number `seq`: 1..=120 lowercase letters.
 fn talk_payload(id: usize, seq: u64) -> Vec<u8> {
     let h = mix((id as u64) << 40 ^ seq);
@@ -264,38 +231,6 @@ fn proc_status_kb(pid: u32, key: &str) -> Option<u64> {
 
 fn proc_fd_count(pid: u32) -> Option<u64> {
     Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64)
-}
-
-fn raise_nofile(need: u64) {
-    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
-    let cur = getrlimit(Resource::Nofile);
-    let want = need + 64;
-    if cur.current.is_some_and(|c| c >= want) {
-        return;
-    }
-    let max = cur.maximum.map_or(want, |m| m.max(want));
-    // Raising the hard limit needs CAP_SYS_RESOURCE; fall back to the hard limit.
-    if setrlimit(
-        Resource::Nofile,
-        Rlimit {
-            current: Some(want),
-            maximum: Some(max),
-        },
-    )
-    .is_err()
-    {
-        let _ = setrlimit(
-            Resource::Nofile,
-            Rlimit {
-                current: cur.maximum,
-                maximum: cur.maximum,
-            },
-        );
-    }
-    let now = getrlimit(Resource::Nofile).current;
-    if now.is_some_and(|c| c < want) {
-        eprintln!("soak: warning: RLIMIT_NOFILE is {now:?}, need about {want}");
-    }
 }
 
 fn unix_now() -> f64 {
@@ -411,14 +346,6 @@ struct Gen {
 const MAX_CONNECTING: usize = 256;
 const READ_BUF: usize = 256 * 1024;
 const CHURN_MAX_MSG: usize = 2048;
-
-fn token(slot: usize, gen: u32) -> Token {
-    Token(((gen as usize) << 32) | slot)
-}
-
-fn untoken(t: Token) -> (usize, u32) {
-    (t.0 & 0xFFFF_FFFF, (t.0 >> 32) as u32)
-}
 
 /// Outcome of handling an event or timer for a connection.
 enum Next {
@@ -1044,13 +971,6 @@ fn percentile_ms(sorted: &[u64], q: f64) -> Option<f64> {
     Some(sorted[rank - 1] as f64 / 1e6)
 }
 
-fn jnum(v: Option<f64>) -> String {
-    match v {
-        Some(x) if x.is_finite() => format!("{x:.3}"),
-        _ => "null".to_string(),
-    }
-}
-
 fn jint(v: Option<u64>) -> String {
     v.map_or("null".to_string(), |v| v.to_string())
 }
@@ -1061,7 +981,7 @@ fn main() {
         Mode::Echo => args.conns,
         Mode::Chat => args.slow + args.talkers,
     };
-    raise_nofile((open + args.churn_concurrency) as u64);
+    raise_nofile("soak", (open + args.churn_concurrency) as u64);
     let talkers = if args.mode == Mode::Chat {
         args.talkers
     } else {
