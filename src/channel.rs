@@ -46,10 +46,10 @@ enum Handle {
 pub(crate) struct Pending(u8);
 
 impl Pending {
-    /// recv saw end of file.
+    /// recv saw end of file (stays set: [`Channel::is_eof`]).
     pub(crate) const EOF: u8 = 1;
-    /// `handle_eof` ran for that end of file.
-    pub(crate) const EOF_REPORTED: u8 = 2;
+    /// `handle_eof` is due for that end of file (cleared when it runs).
+    pub(crate) const EOF_UNREPORTED: u8 = 2;
     /// send or recv failed with a disconnect error (ECONNRESET, EPIPE, ...).
     pub(crate) const DISCONNECTED: u8 = 4;
     /// everything before `close_when_done` was sent.
@@ -61,18 +61,17 @@ impl Pending {
         self.0 |= bit;
     }
 
+    pub(crate) fn clear(&mut self, bit: u8) {
+        self.0 &= !bit;
+    }
+
     pub(crate) fn has(self, bit: u8) -> bool {
         self.0 & bit != 0
     }
 
-    /// `handle_eof` or `handle_close` is due.
+    /// `handle_eof` or `handle_close` is due: one test, as it runs after every hook.
     pub(crate) fn any(self) -> bool {
-        self.close() || self.eof_unreported()
-    }
-
-    /// `handle_eof` is due.
-    pub(crate) fn eof_unreported(self) -> bool {
-        self.0 & (Self::EOF | Self::EOF_REPORTED) == Self::EOF
+        self.has(Self::EOF_UNREPORTED | Self::DISCONNECTED | Self::DONE | Self::REQUESTED)
     }
 
     /// `handle_close` is due.
@@ -654,7 +653,7 @@ impl Channel {
         };
         match r {
             Ok(0) if !buf.is_empty() && !self.is_datagram() => {
-                self.pending.set(Pending::EOF);
+                self.pending.set(Pending::EOF | Pending::EOF_UNREPORTED);
                 Ok(0)
             }
             other => self.classify(other),

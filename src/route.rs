@@ -149,8 +149,8 @@ impl Router<'_> {
             return;
         }
         let pending = self.channel.pending;
-        if pending.eof_unreported() && !pending.close() {
-            self.channel.pending.set(Pending::EOF_REPORTED);
+        if pending.has(Pending::EOF_UNREPORTED) && !pending.close() {
+            self.channel.pending.clear(Pending::EOF_UNREPORTED);
             self.hook("handle_eof", |d, ctx| d.handle_eof(ctx));
         }
         if self.is_open() && self.channel.pending.close() && !self.stopping_now() {
