@@ -60,7 +60,10 @@ use rustix::io::Errno;
 use sockloop::{
     Backend, Channel, Context, Dispatcher, Domain, EventLoop, SockAddr, Timeout, Token, Type,
 };
-use util::{pattern, read_available, run_until, step, tcp_pair, unix_channel, Echo, Log, STEP};
+use util::{
+    full_listener, pattern, read_available, run_until, step, tcp_pair, unix_channel, Echo, Log,
+    STEP,
+};
 
 // ---------------------------------------------------------------------------------------
 // Serialisation: descriptors and signals are process-wide.
@@ -610,30 +613,6 @@ fn unreachable_connect(backend: Backend) {
     assert_eq!(log.entries(), [errno(Errno::NETUNREACH), "close".into()]);
     canary.still_serves(&mut ev);
     assert_eq!(ev.len(), 1, "no channel was added for the failed connect");
-}
-
-/// A listener with backlog 0 whose accept queue is full, so a connect to it stays in
-/// progress (the approach of `tests/timeouts.rs`); `None` if the queue could not be
-/// shown full.
-fn full_listener() -> Option<(
-    socket2::Socket,
-    Vec<std::net::TcpStream>,
-    std::net::SocketAddr,
-)> {
-    let l = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
-    l.bind(&any.into()).unwrap();
-    l.listen(0).unwrap();
-    let addr = l.local_addr().unwrap().as_socket().unwrap();
-    let mut queued = Vec::new();
-    for _ in 0..8 {
-        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
-            Ok(s) => queued.push(s),
-            Err(e) if e.kind() == io::ErrorKind::TimedOut => return Some((l, queued, addr)),
-            Err(e) => panic!("filling the accept queue: {e}"),
-        }
-    }
-    None
 }
 
 fn connect_timeout(backend: Backend) {

@@ -16,7 +16,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use sockloop::{Backend, Channel, Context, Dispatcher, Domain, EventLoop, Timeout, Type};
-use util::{run_until, step, tcp_pair, Log};
+use util::{full_listener, run_until, step, tcp_pair, Log};
 
 /// Records hooks with the time of each timeout; closes on a timeout unless `keep`.
 struct Recorder {
@@ -191,34 +191,6 @@ fn idle_refires_when_kept(backend: Backend) {
     assert_eq!(at.borrow().len(), n, "no timeout after clearing it");
     ev.close(token);
     assert_eq!(ev.timers(), 0);
-}
-
-/// A listener with backlog 0 whose accept queue is full, so a connect to it stays in
-/// progress; `None` if the queue could not be shown full (the test is then skipped).
-fn full_listener() -> Option<(
-    socket2::Socket,
-    Vec<std::net::TcpStream>,
-    std::net::SocketAddr,
-)> {
-    let l = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    l.bind(
-        &"127.0.0.1:0"
-            .parse::<std::net::SocketAddr>()
-            .unwrap()
-            .into(),
-    )
-    .unwrap();
-    l.listen(0).unwrap();
-    let addr = l.local_addr().unwrap().as_socket().unwrap();
-    let mut queued = Vec::new();
-    for _ in 0..8 {
-        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
-            Ok(s) => queued.push(s),
-            Err(e) if e.kind() == io::ErrorKind::TimedOut => return Some((l, queued, addr)),
-            Err(e) => panic!("filling the accept queue: {e}"),
-        }
-    }
-    None
 }
 
 /// A connect that stays in progress: `handle_timeout(Connect)` after the connect timeout

@@ -209,3 +209,28 @@ pub fn within<T: Send + 'static>(
         Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => panic!("{what} panicked"),
     }
 }
+
+/// A listener with backlog 0 whose accept queue is full, so a connect to it stays in
+/// progress (Linux drops SYNs to a full queue): the listener, the connections that filled
+/// it, its address. `None` if the queue could not be shown full (the caller skips).
+#[allow(dead_code)]
+pub fn full_listener() -> Option<(
+    socket2::Socket,
+    Vec<std::net::TcpStream>,
+    std::net::SocketAddr,
+)> {
+    let l = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    l.bind(&any.into()).unwrap();
+    l.listen(0).unwrap();
+    let addr = l.local_addr().unwrap().as_socket().unwrap();
+    let mut queued = Vec::new();
+    for _ in 0..8 {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+            Ok(s) => queued.push(s),
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return Some((l, queued, addr)),
+            Err(e) => panic!("filling the accept queue: {e}"),
+        }
+    }
+    None
+}
