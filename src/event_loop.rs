@@ -52,11 +52,14 @@ pub enum Mode {
 ///    writing; a channel that wants neither is not registered at all (with epoll it is
 ///    deregistered: an fd registered with no interest still reports hang-ups forever).
 ///    The backend is called only for channels whose interest changed.
-/// 2. Wait up to the timeout (`None` = until something is ready).
+/// 2. Wait up to the timeout (`None` = until something is ready), cut short by the next
+///    timer deadline.
 /// 3. Dispatch. Select: all read events, then all write events, then all exceptional
 ///    ones, as `asyncore.poll`. Poll and epoll, per channel: read, write, priority, then
 ///    close on hang-up/error, as `asyncore.poll2` — except that a hang-up with input still
 ///    queued keeps delivering read events until end of file, then closes once.
+/// 4. Run the timers that are due (channel timeouts included), then signal handlers, then
+///    [`Remote`] calls.
 ///
 /// # Closing during dispatch
 ///
