@@ -163,7 +163,7 @@ fn parse_args() -> Args {
         Mode::Echo => 100_000,
         Mode::Chat => 2_000,
     });
-    if !(a.duration > 0.0) || !(0.0..1.0).contains(&a.warmup_frac) {
+    if a.duration.is_nan() || a.duration <= 0.0 || !(0.0..1.0).contains(&a.warmup_frac) {
         die("--duration must be positive and --warmup-frac in [0, 1)");
     }
     if a.max_msg == 0 || a.max_msg > PAT_EXTRA {
