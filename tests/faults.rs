@@ -61,8 +61,8 @@ use sockloop::{
     Backend, Channel, Context, Dispatcher, Domain, EventLoop, SockAddr, Timeout, Token, Type,
 };
 use util::{
-    full_listener, pattern, read_available, run_until, step, tcp_pair, unix_channel, Echo, Log,
-    STEP,
+    full_listener, pattern, read_available, run_until, step, tcp_pair, unix_channel,
+    write_available, Echo, Log, STEP,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -492,13 +492,7 @@ fn own_half_close(backend: Backend) {
     let data = pattern(256 * 1024);
     let mut sent = 0;
     run_until(&mut ev, "the server read everything", |_| {
-        if sent < data.len() {
-            match client.write(&data[sent..]) {
-                Ok(n) => sent += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => panic!("client write: {e}"),
-            }
-        }
+        write_available(&mut client, &data, &mut sent);
         probe.got.borrow().len() == data.len()
     });
     assert!(*probe.got.borrow() == data, "byte-exact");

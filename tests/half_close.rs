@@ -14,7 +14,10 @@ use std::thread;
 use std::time::Duration;
 
 use sockloop::{Backend, Channel, Context, Dispatcher, Domain, EventLoop, SockAddr, Socket, Type};
-use util::{listener, pattern, read_available, run_until, step, tcp_pair, unix_channel, Echo, Log};
+use util::{
+    listener, pattern, read_available, run_until, step, tcp_pair, unix_channel, write_available,
+    Echo, Log,
+};
 
 const MIB: usize = 1 << 20;
 
@@ -371,13 +374,7 @@ fn server_half_close_still_reads(backend: Backend) {
     let data = pattern(256 * 1024);
     let mut sent = 0;
     run_until(&mut ev, "the server read everything", |_| {
-        if sent < data.len() {
-            match client.write(&data[sent..]) {
-                Ok(n) => sent += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => panic!("client write: {e}"),
-            }
-        }
+        write_available(&mut client, &data, &mut sent);
         got.borrow().len() == data.len()
     });
     assert!(*got.borrow() == data, "byte-exact");

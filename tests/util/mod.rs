@@ -174,6 +174,21 @@ pub fn read_available(stream: &mut impl io::Read, out: &mut Vec<u8>) -> bool {
     }
 }
 
+/// Writes as much of `data[*sent..]` as `stream` (non-blocking) takes now, advancing
+/// `sent`: the writing counterpart of [`read_available`], for a peer that feeds a loop
+/// which runs on the same thread.
+#[allow(dead_code)]
+pub fn write_available(stream: &mut impl io::Write, data: &[u8], sent: &mut usize) {
+    while *sent < data.len() {
+        match stream.write(&data[*sent..]) {
+            Ok(n) => *sent += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => panic!("peer write failed: {e}"),
+        }
+    }
+}
+
 /// A connected TCP pair over loopback: (the accepted side, the client side).
 pub fn tcp_pair() -> (std::net::TcpStream, std::net::TcpStream) {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
