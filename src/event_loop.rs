@@ -529,7 +529,11 @@ impl EventLoop {
     /// Runs the timers due now. Timers set meanwhile wait for a later iteration, so a
     /// zero-delay timer that re-arms itself cannot hold the loop in one pass.
     fn run_timers(&mut self) {
-        let now = Instant::now();
+        if self.core.timers.len() == 0 {
+            return;
+        }
+        // The time read right after the wait: never later than now, so never early.
+        let now = self.core.now;
         let set_before = self.core.timers.mark();
         while self.core.stop != Some(Stop::Now) {
             let Some(due) = self.core.timers.pop_due(now, set_before) else {
