@@ -56,6 +56,9 @@ impl Pending {
     pub(crate) const DONE: u8 = 8;
     /// [`Channel::request_close`] was called.
     pub(crate) const REQUESTED: u8 = 16;
+    /// recv returned data (cleared by the loop before a read event after a hang-up, to
+    /// tell a hook that reads from one that does not). Not part of [`Pending::any`].
+    pub(crate) const INPUT: u8 = 32;
 
     pub(crate) fn set(&mut self, bit: u8) {
         self.0 |= bit;
@@ -106,11 +109,12 @@ impl Deadlines {
     pub(crate) fn next(&self, state: State) -> Option<Instant> {
         let backoff = self.backoff.filter(|b| b.paused).map(|b| b.resume_at);
         let connect = match (state, self.connect, self.connect_started) {
-            (State::Connecting, Some(t), Some(start)) => Some(start + t),
+            (State::Connecting, Some(t), Some(start)) => start.checked_add(t),
             _ => None,
         };
+        // A timeout too large for the clock (`checked_add` fails) is "never".
         let idle = match (self.idle, self.last_active) {
-            (Some(t), Some(last)) => Some(last + t),
+            (Some(t), Some(last)) => last.checked_add(t),
             _ => None,
         };
         [backoff, connect, idle].into_iter().flatten().min()
@@ -656,7 +660,11 @@ impl Channel {
                 self.pending.set(Pending::EOF | Pending::EOF_UNREPORTED);
                 Ok(0)
             }
-            other => self.classify(other),
+            Ok(n) => {
+                self.pending.set(Pending::INPUT);
+                Ok(n)
+            }
+            Err(e) => self.classify_err(e),
         }
     }
 

@@ -235,7 +235,9 @@ impl Core {
         if self.catch_panics {
             let label = entry.channel.label;
             if catch_unwind(AssertUnwindSafe(move || drop(entry))).is_err() {
-                log::error!("panic while dropping the dispatcher of a closed {label} channel");
+                crate::report::error!(
+                    "panic while dropping the dispatcher of a closed {label} channel"
+                );
             }
         } else {
             drop(entry);
@@ -474,7 +476,7 @@ impl Context<'_> {
     /// default, like asyncore's `ignore_log_types`).
     pub fn log_warning(&self, msg: &str) {
         if self.core.log_warnings {
-            log::warn!("{msg} on {}", self.channel);
+            crate::report::warning!("{msg} on {}", self.channel);
         }
     }
 }

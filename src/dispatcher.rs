@@ -36,7 +36,11 @@ pub const ACCEPT_BATCH: usize = 64;
 ///   seen by `send`/`recv`, a drained [`close_when_done`](Channel::close_when_done)
 ///   queue and [`request_close`](Channel::request_close) lead to `handle_close` once the
 ///   hook returns; end of file first goes to [`handle_eof`](Dispatcher::handle_eof),
-///   whose default asks for the close.
+///   whose default sends what is still queued and then closes.
+/// * on poll and epoll, a hang-up that comes with input keeps delivering read events
+///   while the hook reads (so no input is lost); once a read event brings nothing (the
+///   hook read nothing, or there was nothing to read), the write event and the close
+///   follow, as they do on select.
 /// * a listening channel whose accept fails for lack of descriptors or memory (`EMFILE`,
 ///   `ENFILE`, `ENOBUFS`, `ENOMEM`) is never closed and never spins: accepting pauses and
 ///   resumes after a back-off (10 ms, doubling up to 1 s), logged once per episode.
@@ -44,9 +48,25 @@ pub const ACCEPT_BATCH: usize = 64;
 /// `handle_close` runs at most once per channel, and after it returns the channel is
 /// closed (if the hook did not close it). No hook runs on a closed channel.
 ///
-/// A panic in any hook or predicate closes that channel only and is logged (asyncore's
-/// bare `except:`), unless [`EventLoop::set_catch_panics`](crate::EventLoop::set_catch_panics)
-/// turned that off.
+/// # Cleanup
+///
+/// Every way a channel can end in the loop gives the dispatcher exactly one
+/// [`handle_close`](Dispatcher::handle_close): end of file, a disconnect, an error, a
+/// timeout, a drained [`close_when_done`](Channel::close_when_done),
+/// [`request_close`](Channel::request_close), and a panic in any hook or predicate (the
+/// channel is closed after its `handle_close`, and the panic is reported with its message,
+/// the hook and the channel; asyncore's bare `except:` ends in `handle_close` too). The
+/// exceptions: a panic inside `handle_close` itself (it is not called again), and an
+/// explicit close without the hook ([`Context::close`], [`EventLoop::close`](crate::EventLoop::close),
+/// `close_all`), which is asyncore's `close()`. With
+/// [`EventLoop::set_catch_panics`](crate::EventLoop::set_catch_panics)`(false)` the panic
+/// propagates out of `run` after that same cleanup.
+///
+/// # Errors reach the user
+///
+/// Errors and panics the loop handles are logged through the `log` crate; when no logger
+/// is installed they are written to stderr instead, one line each, so they are never
+/// silent (see the crate docs, "Logging").
 ///
 /// # Examples
 ///
@@ -176,17 +196,23 @@ pub trait Dispatcher: Any {
 
     /// End of input: [`recv`](Channel::recv) saw end of file (the peer shut down its
     /// writing side, or closed). Runs once; the loop stops watching the channel for input
-    /// afterwards. Default: [`request_close`](Channel::request_close), so
-    /// [`handle_close`](Dispatcher::handle_close) follows, as in asyncore.
+    /// afterwards. Default (a **fix**): [`close_when_done`](Channel::close_when_done):
+    /// everything already queued, producers included, is still sent, then
+    /// [`handle_close`](Dispatcher::handle_close) follows. asyncore closed at once and
+    /// dropped the queue, which truncated replies to clients that half-close after their
+    /// request. (A peer that half-closes and then never reads keeps the channel open
+    /// until it goes away or an idle timeout fires, as any unsent output does.)
     ///
-    /// Override it for half-close protocols: the channel stays open for output; push the
-    /// reply and [`close_when_done`](Channel::close_when_done), for example.
+    /// Override it for half-close protocols that still answer after end of input: the
+    /// channel stays open for output; push the reply, then
+    /// [`close_when_done`](Channel::close_when_done). Call
+    /// [`request_close`](Channel::request_close) instead to drop what is queued.
     ///
     /// # Errors
     ///
     /// Whatever the implementation returns; routed like any hook error.
     fn handle_eof(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
-        ctx.request_close();
+        ctx.close_when_done();
         Ok(())
     }
 
@@ -233,7 +259,7 @@ pub trait Dispatcher: Any {
     /// Any error (or a panic) closes the channel through `handle_close`; nothing escapes
     /// the loop.
     fn handle_error(&mut self, ctx: &mut Context<'_>, err: io::Error) -> io::Result<()> {
-        log::error!("uncaptured error, closing channel {} ({err})", **ctx);
+        crate::report::error!("uncaptured error, closing channel {} ({err})", **ctx);
         Err(err)
     }
 }

@@ -10,6 +10,7 @@ use crate::context::{arm_deadline, Core, Entry, SlotState, Stop};
 use crate::dispatcher::Dispatcher;
 use crate::interest::Interest;
 use crate::remote::{Inbox, Remote};
+use crate::report::{self, panic_message};
 use crate::route::Router;
 use crate::signal::Signals;
 use crate::sys::{Backend, Event, Selector, FIRST_CHANNEL_KEY, SIGNAL_KEY, WAKER_KEY};
@@ -435,7 +436,7 @@ impl EventLoop {
     pub fn run(&mut self, timeout: Option<Duration>, count: Option<usize>) -> io::Result<()> {
         let mut done = 0;
         while self.is_alive() && count.is_none_or(|c| done < c) {
-            self.poll_once(timeout)?;
+            self.poll(timeout, true)?;
             done += 1;
             if self.core.stop.take().is_some() {
                 break;
@@ -471,21 +472,33 @@ impl EventLoop {
     ///
     /// Only a failure of the wait itself, or a call from inside a callback of this loop.
     pub fn poll_once(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
+        self.poll(timeout, false)
+    }
+
+    /// One iteration; `until_idle` (for [`run`](EventLoop::run)): if the refresh closed
+    /// the last channel and no timer is left, return instead of waiting for nothing.
+    fn poll(&mut self, timeout: Option<Duration>, until_idle: bool) -> io::Result<usize> {
         if self.running {
             return Err(io::Error::other(
                 "the event loop is already running (poll_once or run called from a callback)",
             ));
         }
         self.running = true;
-        let result = catch_unwind(AssertUnwindSafe(|| self.iterate(timeout)));
+        let result = catch_unwind(AssertUnwindSafe(|| self.iterate(timeout, until_idle)));
         self.running = false;
         result.unwrap_or_else(|payload| resume_unwind(payload))
     }
 
-    fn iterate(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
+    fn iterate(&mut self, timeout: Option<Duration>, until_idle: bool) -> io::Result<usize> {
         self.core.stop = None;
         self.core.free.append(&mut self.core.pending_free);
         self.refresh();
+        // The refresh runs the closes asked for outside any hook (`close_when_done` or
+        // `request_close` from a timer, a signal handler, a `Remote` call or another
+        // channel's hook): if that emptied the loop, `run` is done.
+        if until_idle && !self.is_alive() {
+            return Ok(0);
+        }
         // A `handle_close` run by the refresh (a close decided outside any hook) may have
         // asked to stop: then do not block in the wait.
         let mut timeout = match self.core.stop {
@@ -610,7 +623,10 @@ impl EventLoop {
             if !self.core.catch_panics {
                 resume_unwind(payload);
             }
-            log::error!("panic in a {what} callback; the loop goes on");
+            report::error!(
+                "panic in a {what} callback: {}; the loop goes on",
+                panic_message(&*payload)
+            );
         }
     }
 
@@ -640,10 +656,15 @@ impl EventLoop {
             core: &mut self.core,
             channel,
             dispatcher: &mut **dispatcher,
+            close_called: false,
         };
         if let Err(payload) = catch_unwind(AssertUnwindSafe(|| f(&mut router))) {
             // Panics propagate (`set_catch_panics(false)`): close the channel as a caught
-            // panic would, so no slot stays busy and no registration outlives its fd.
+            // panic would, with its one `handle_close` (unless that is what panicked), so
+            // no slot stays busy and no registration outlives its fd.
+            if catch_unwind(AssertUnwindSafe(|| router.close_event())).is_err() {
+                report::error!("handle_close panicked after a propagating panic");
+            }
             self.core.release(&mut entry.channel);
             self.core.free_slot(index as u32, Some(entry));
             resume_unwind(payload);
@@ -720,13 +741,9 @@ impl EventLoop {
         let want = match ask(&*entry.dispatcher, &entry.channel) {
             Ok(want) => want,
             Err(payload) => {
-                log::error!(
-                    "panic in readable()/writable(), closing channel {}",
-                    entry.channel
-                );
-                if let Some(t) = entry.channel.token {
-                    self.core.close(t);
-                }
+                self.dispatch(index, |router| {
+                    router.panicked("readable()/writable()", &*payload)
+                });
                 if !self.core.catch_panics {
                     resume_unwind(payload);
                 }

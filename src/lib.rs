@@ -163,6 +163,7 @@ mod group;
 mod interest;
 pub mod producer;
 mod remote;
+mod report;
 mod route;
 mod send;
 pub mod signal;

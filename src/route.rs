@@ -1,6 +1,7 @@
 //! Event routing: from what the OS reported to the channel's hooks (asyncore's
 //! `handle_*_event`, `readwrite` and the error handling around them).
 
+use std::any::Any;
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
@@ -11,6 +12,7 @@ use crate::channel::{is_disconnect, Backoff, Channel, Pending, State};
 use crate::context::{Context, Core, Stop};
 use crate::dispatcher::Dispatcher;
 use crate::interest::Ready;
+use crate::report::{self, panic_message};
 use crate::timer::Timeout;
 use crate::token::Token;
 
@@ -34,12 +36,14 @@ pub(crate) struct Router<'a> {
     pub(crate) core: &'a mut Core,
     pub(crate) channel: &'a mut Channel,
     pub(crate) dispatcher: &'a mut dyn Dispatcher,
+    /// `handle_close` was called: a panic from now on gets no second cleanup call.
+    pub(crate) close_called: bool,
 }
 
 /// How one hook call ended.
 enum Outcome {
     Done(io::Result<()>),
-    Panicked,
+    Panicked(Box<dyn Any + Send>),
 }
 
 impl Router<'_> {
@@ -64,16 +68,23 @@ impl Router<'_> {
         if ctx.core.catch_panics {
             match catch_unwind(AssertUnwindSafe(|| hook(dispatcher, &mut ctx))) {
                 Ok(r) => Outcome::Done(r),
-                Err(_) => Outcome::Panicked,
+                Err(payload) => Outcome::Panicked(payload),
             }
         } else {
             Outcome::Done(hook(dispatcher, &mut ctx))
         }
     }
 
-    fn panicked(&mut self, what: &str) {
-        log::error!("panic in {what}, closing channel {}", self.channel);
-        self.close();
+    /// A hook or predicate panicked (and panics are caught): the channel gets its one
+    /// cleanup call, `handle_close`, and is closed, as asyncore's `handle_error` ends in
+    /// `handle_close`.
+    pub(crate) fn panicked(&mut self, what: &str, payload: &(dyn Any + Send)) {
+        report::error!(
+            "panic in {what} on {}: {}; closing the channel",
+            self.channel,
+            panic_message(payload)
+        );
+        self.close_event();
     }
 
     fn close(&mut self) {
@@ -100,7 +111,7 @@ impl Router<'_> {
         match outcome {
             Outcome::Done(Ok(())) => {}
             Outcome::Done(Err(e)) => self.error(e),
-            Outcome::Panicked => self.panicked(name),
+            Outcome::Panicked(payload) => self.panicked(name, &*payload),
         }
     }
 
@@ -115,21 +126,26 @@ impl Router<'_> {
         match self.call(|d, ctx| d.handle_error(ctx, err)) {
             Outcome::Done(Ok(())) => {}
             Outcome::Done(Err(_)) => self.close_event(),
-            Outcome::Panicked => self.panicked("handle_error"),
+            Outcome::Panicked(payload) => self.panicked("handle_error", &*payload),
         }
     }
 
     /// `handle_close`; the channel is closed right after it, so it runs at most once.
     pub(crate) fn close_event(&mut self) {
-        if !self.is_open() {
-            return;
+        if !self.is_open() || self.close_called {
+            return self.close();
         }
+        self.close_called = true;
         match self.call(|d, ctx| d.handle_close(ctx)) {
             Outcome::Done(Ok(())) => {}
             Outcome::Done(Err(e)) => {
-                log::error!("handle_close failed on {} ({e})", self.channel);
+                report::error!("handle_close failed on {} ({e})", self.channel);
             }
-            Outcome::Panicked => log::error!("panic in handle_close on {}", self.channel),
+            Outcome::Panicked(payload) => report::error!(
+                "panic in handle_close on {}: {}",
+                self.channel,
+                panic_message(&*payload)
+            ),
         }
         self.close();
     }
@@ -169,9 +185,9 @@ impl Router<'_> {
                 b.paused = false;
             }
         }
-        let connect_due = state == State::Connecting
-            && matches!((d.connect_started, d.connect), (Some(s), Some(t)) if s + t <= now);
-        let idle_due = matches!((d.last_active, d.idle), (Some(l), Some(t)) if l + t <= now);
+        let due = |start: Option<Instant>, timeout: Option<Duration>| matches!((start, timeout), (Some(s), Some(t)) if s.checked_add(t).is_some_and(|at| at <= now));
+        let connect_due = state == State::Connecting && due(d.connect_started, d.connect);
+        let idle_due = due(d.last_active, d.idle);
         if connect_due {
             d.connect_started = Some(now);
             self.hook("handle_timeout", |d, ctx| {
@@ -202,15 +218,21 @@ impl Router<'_> {
             self.hook("handle_read", |d, ctx| d.handle_read(ctx));
             return self.settle();
         }
+        // Each event is settled before the next, as select's three phases are, so every
+        // backend runs the same hooks in the same order.
         let hup = ready.intersects(Ready::HUP | Ready::ERR);
         let wants = self.channel.registered;
-        let has_input = ready.intersects(Ready::READ);
-        if has_input || (hup && wants.is_readable()) {
+        if ready.intersects(Ready::READ) || (hup && wants.is_readable()) {
+            self.channel.pending.clear(Pending::INPUT);
             self.read_event();
-            if hup && has_input {
-                // Hang-up with input still queued: keep reading until end of file, so
-                // nothing is lost; the close follows the data.
-                return self.settle();
+            let progressed = self.channel.pending.has(Pending::INPUT | Pending::EOF);
+            self.settle();
+            if hup && progressed {
+                // Hang-up with input still queued, and the hook is reading it: keep
+                // reading until end of file, so nothing is lost; the close follows the
+                // data. A hook that reads nothing gets the write event and the close
+                // below instead of the same read event forever.
+                return;
             }
         }
         if self.is_open()
@@ -218,14 +240,15 @@ impl Router<'_> {
             && (ready.intersects(Ready::WRITE) || (hup && wants.is_writable()))
         {
             self.write_event();
+            self.settle();
         }
         if self.is_open() && !self.stopping_now() && ready.intersects(Ready::PRI) {
             self.expt_event();
+            self.settle();
         }
-        if self.is_open() && !self.stopping_now() && hup && !has_input {
+        if self.is_open() && !self.stopping_now() && hup {
             self.close_event();
         }
-        self.settle();
     }
 
     fn read_event(&mut self) {
@@ -262,7 +285,7 @@ impl Router<'_> {
         let delay = match self.channel.deadlines_mut().backoff {
             Some(b) => (b.delay * 2).min(ACCEPT_BACKOFF_MAX),
             None => {
-                log::warn!(
+                report::warning!(
                     "accept failed on {} ({err}); pausing accepts, retrying with back-off",
                     self.channel
                 );

@@ -230,9 +230,9 @@ impl Timers {
             self.release(id.index);
             return;
         }
-        let mut next = deadline + period;
+        let mut next = deadline_after(deadline, period);
         if next <= now {
-            next = now + period;
+            next = deadline_after(now, period);
         }
         self.schedule(id, next, Action::Every(period, f));
     }

@@ -133,6 +133,9 @@ pub struct AsyncChat<H> {
     stalled: bool,
     watermarks: Option<(usize, usize)>,
     paused: Cell<bool>,
+    /// End of file came while records waited for the output to drain: the handler's
+    /// `handle_eof` runs once they are delivered.
+    eof_waiting: bool,
 }
 
 impl<H: ChatHandler> AsyncChat<H> {
@@ -173,6 +176,7 @@ impl<H: ChatHandler> AsyncChat<H> {
             stalled: false,
             watermarks: Some(Self::DEFAULT_WATERMARKS),
             paused: Cell::new(false),
+            eof_waiting: false,
         }
     }
 
@@ -458,7 +462,7 @@ impl<H: ChatHandler> Dispatcher for AsyncChat<H> {
             io::Result::Ok(n)
         })?;
         if n == 0 {
-            return Ok(()); // nothing yet, or end of file (the loop closes then)
+            return Ok(()); // nothing yet, or end of file (then `handle_eof`)
         }
         let delivered = self.deliver(&mut Io::Loop(ctx));
         self.scanner.release_idle_memory();
@@ -473,7 +477,22 @@ impl<H: ChatHandler> Dispatcher for AsyncChat<H> {
         if self.scanner.buffered() > 0 && !self.pause_for(ctx.pending_output()) {
             self.deliver(&mut Io::Loop(ctx))?;
         }
+        if self.eof_waiting && !self.paused.get() {
+            self.eof_waiting = false;
+            return self.call(Io::Loop(ctx), |h, ctx| h.handle_eof(ctx));
+        }
         Ok(())
+    }
+
+    /// The handler's [`handle_eof`](ChatHandler::handle_eof), after the records already
+    /// received: if delivery is paused at the high-water mark, it runs once they are
+    /// delivered, so a request followed by end of file is still answered.
+    fn handle_eof(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+        if self.scanner.buffered() > 0 && self.paused.get() {
+            self.eof_waiting = true;
+            return Ok(());
+        }
+        self.call(Io::Loop(ctx), |h, ctx| h.handle_eof(ctx))
     }
 
     fn handle_close(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {

@@ -123,6 +123,21 @@ pub trait ChatHandler: 'static {
         Err(err)
     }
 
+    /// End of input: the peer shut down its writing side or closed, after every record
+    /// received before it was delivered. Default (a **fix**, as
+    /// [`Dispatcher::handle_eof`](crate::Dispatcher::handle_eof)):
+    /// [`close_when_done`](ChatContext::close_when_done), so the replies already queued
+    /// are still sent, then [`handle_close`](ChatHandler::handle_close) runs. asynchat
+    /// closed at once and dropped them.
+    ///
+    /// # Errors
+    ///
+    /// Routed like any hook error.
+    fn handle_eof(&mut self, ctx: &mut ChatContext<'_, '_>) -> io::Result<()> {
+        ctx.close_when_done();
+        Ok(())
+    }
+
     /// The peer is gone or the channel is done (asyncore's `handle_close`). Default:
     /// close. Runs at most once per channel; the channel is closed afterwards in any case.
     ///
@@ -143,7 +158,7 @@ pub trait ChatHandler: 'static {
     ///
     /// Any error closes the channel.
     fn handle_error(&mut self, ctx: &mut ChatContext<'_, '_>, err: io::Error) -> io::Result<()> {
-        log::error!(
+        crate::report::error!(
             "uncaptured error, closing channel {} ({err})",
             ctx.describe()
         );

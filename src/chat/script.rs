@@ -164,10 +164,19 @@ impl<H: ChatHandler> Scripted<H> {
         Ok(())
     }
 
-    /// The peer closed its end: [`handle_close`](ChatHandler::handle_close) runs (once),
-    /// then the channel is closed. Nothing happens if it is closed already.
+    /// The peer shut down its end: [`handle_eof`](ChatHandler::handle_eof) runs, as after
+    /// a read that returns end of file. Its default,
+    /// [`close_when_done`](crate::chat::ChatContext::close_when_done), closes at once
+    /// here (output is taken at once), so [`handle_close`](ChatHandler::handle_close)
+    /// follows. Nothing happens if the channel is closed already.
     pub fn feed_eof(&mut self) {
-        self.close_event();
+        if self.peer.closed {
+            return;
+        }
+        let result = self
+            .chat
+            .call(Io::Script(&mut self.peer), |h, ctx| h.handle_eof(ctx));
+        self.route(result);
     }
 
     /// Everything sent so far and not yet taken.
@@ -254,7 +263,7 @@ impl<H: ChatHandler> Scripted<H> {
                 .chat
                 .call(Io::Script(&mut self.peer), |h, ctx| h.handle_close(ctx));
             if let Err(e) = result {
-                log::error!("handle_close failed on a scripted chat ({e})");
+                crate::report::error!("handle_close failed on a scripted chat ({e})");
             }
         }
         self.peer.closed = true;
