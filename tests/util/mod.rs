@@ -140,6 +140,24 @@ pub fn blocking_client(addr: &SockAddr) -> std::net::TcpStream {
     s
 }
 
+/// The environment variable that turns every environment-dependent skip into a failure
+/// (CI sets it to `1`): a test that cannot run where it is meant to run must not pass.
+pub const STRICT_ENV: &str = "SOCKLOOP_STRICT_TESTS";
+
+/// The one way a test skips itself because the environment lacks something (an IPv6
+/// loopback, a hard descriptor limit, a fillable backlog). With
+/// `SOCKLOOP_STRICT_TESTS=1` it panics with `reason`; otherwise it prints
+/// `SKIPPED: <test>: <reason>` to stderr (shown by `cargo test -- --nocapture`, and
+/// counted by `grep -c '^SKIPPED:'`), and the caller returns.
+pub fn skip(reason: &str) {
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("<unnamed thread>");
+    if std::env::var(STRICT_ENV).is_ok_and(|v| v == "1") {
+        panic!("{test}: cannot run here ({reason}), and {STRICT_ENV}=1 forbids skipping");
+    }
+    eprintln!("SKIPPED: {test}: {reason}");
+}
+
 /// All backends, for tests that loop over them inside one test.
 pub const ALL: [Backend; 3] = Backend::ALL;
 
@@ -227,7 +245,7 @@ pub fn within<T: Send + 'static>(
 
 /// A listener with backlog 0 whose accept queue is full, so a connect to it stays in
 /// progress (Linux drops SYNs to a full queue): the listener, the connections that filled
-/// it, its address. `None` if the queue could not be shown full (the caller skips).
+/// it, its address. `None` if the queue could not be shown full (the caller calls [`skip`]).
 #[allow(dead_code)]
 pub fn full_listener() -> Option<(
     socket2::Socket,
