@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 
 use sockloop::{Backend, Channel, Context, Dispatcher, EventLoop, SockAddr, Socket};
 
+mod proptest_seed;
+pub use proptest_seed::proptest_config;
+
 /// Stamps one `#[test]` per backend for each `fn name(backend: Backend)` listed.
 #[macro_export]
 macro_rules! backend_tests {
