@@ -1272,7 +1272,10 @@ mod tests {
                     }
                 }
             }
-            panic!("one feed of {} bytes gave more pieces than bytes", feed.len());
+            panic!(
+                "one feed of {} bytes gave more pieces than bytes",
+                feed.len()
+            );
         }
         let err = error.expect("the record limit was never reported (400 KiB fed)");
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
@@ -1384,7 +1387,10 @@ mod tests {
     /// A fixed seed unless `SOCKLOOP_PROPTEST_FRESH=1`; no regressions file. Shared with
     /// the integration tests.
     mod proptest_seed {
-        include!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/util/proptest_seed.rs"));
+        include!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/util/proptest_seed.rs"
+        ));
     }
 
     proptest! {
