@@ -523,4 +523,104 @@ fn parent(backend: Backend) {
     drop(clients);
 }
 
-backend_tests!(emfile_backoff);
+// ---------------------------------------------------------------------------------------
+// The back-off's schedule, in process: a listener whose `handle_accept` reports EMFILE
+// (as an `accept` out of descriptors would) while a connection waits in its queue.
+
+/// Fails the next `fail` accepts with `EMFILE`, then accepts (and drops) a connection;
+/// records when each `handle_accept` ran.
+struct Flaky {
+    calls: Rc<std::cell::RefCell<Vec<Instant>>>,
+    fail: Rc<Cell<usize>>,
+    accepted: Rc<Cell<usize>>,
+}
+
+impl Dispatcher for Flaky {
+    fn handle_accept(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+        self.calls.borrow_mut().push(Instant::now());
+        if self.fail.get() > 0 {
+            self.fail.set(self.fail.get() - 1);
+            return Err(io::Error::from_raw_os_error(Errno::MFILE.raw_os_error()));
+        }
+        if ctx.accept()?.is_some() {
+            self.accepted.set(self.accepted.get() + 1);
+        }
+        Ok(())
+    }
+}
+
+/// The back-off really doubles from 10 ms up to 1 s, and a successful accept resets it:
+/// nine `EMFILE`s in a row are retried after 10, 20, 40, …, 640 ms, then 1 s, 1 s
+/// (each gap at least its delay, less 2 ms for the time between the loop's clock read and
+/// the hook; and well under the doubled delay, so a back-off without the 1 s cap fails);
+/// then the tenth call accepts; two more `EMFILE`s are retried after 10 and 20 ms again.
+fn backoff_doubles_to_a_cap_then_resets(backend: Backend) {
+    const SLACK: Duration = Duration::from_millis(2);
+    const LATE: Duration = Duration::from_millis(500);
+    let mut ev = EventLoop::with_backend(backend).unwrap();
+    let (ch, addr) = listener("127.0.0.1:0");
+    let calls: Rc<std::cell::RefCell<Vec<Instant>>> = Rc::default();
+    let fail = Rc::new(Cell::new(9));
+    let accepted = Rc::new(Cell::new(0));
+    let lt = ev
+        .add(
+            ch,
+            Flaky {
+                calls: calls.clone(),
+                fail: fail.clone(),
+                accepted: accepted.clone(),
+            },
+        )
+        .unwrap();
+    let addr = addr.as_socket().unwrap();
+    let run_until = |ev: &mut EventLoop, what: &str, secs: u64, cond: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while !cond() {
+            assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+            ev.poll_once(Some(util::STEP)).unwrap();
+        }
+    };
+    let check_gaps = |calls: &[Instant], first_delay_ms: u64| {
+        for (i, pair) in calls.windows(2).enumerate() {
+            let gap = pair[1] - pair[0];
+            let delay = Duration::from_millis((first_delay_ms << i).min(1000));
+            assert!(
+                gap + SLACK >= delay,
+                "retry {} came {gap:?} after the EMFILE: the back-off is {delay:?} there",
+                i + 1
+            );
+            assert!(
+                gap < delay + LATE,
+                "retry {} came {gap:?} after the EMFILE: expected {delay:?}",
+                i + 1
+            );
+        }
+    };
+
+    let _first = TcpStream::connect(addr).unwrap();
+    run_until(&mut ev, "nine EMFILEs, then an accept", 15, &|| {
+        accepted.get() == 1
+    });
+    let first_run = calls.borrow().clone();
+    assert_eq!(
+        first_run.len(),
+        10,
+        "nine failed accepts and one that worked"
+    );
+    check_gaps(&first_run, 10);
+    assert!(!ev.channel(lt).unwrap().is_accept_paused());
+
+    // A success resets the back-off: the next EMFILE waits 10 ms again, not 1 s.
+    calls.borrow_mut().clear();
+    fail.set(2);
+    let _second = TcpStream::connect(addr).unwrap();
+    run_until(&mut ev, "two EMFILEs, then an accept", 5, &|| {
+        accepted.get() == 2
+    });
+    let second_run = calls.borrow().clone();
+    assert_eq!(second_run.len(), 3);
+    check_gaps(&second_run, 10);
+    assert!(!ev.channel(lt).unwrap().is_accept_paused());
+}
+
+backend_tests!(emfile_backoff, backoff_doubles_to_a_cap_then_resets);
