@@ -13,6 +13,9 @@
 //! one second of starvation, and how often it retried the accept), then has it close
 //! some connections and checks a new client gets its echo. The child is killed on any
 //! failure.
+//!
+//! `backoff_doubles_to_a_cap_then_resets` checks the back-off's schedule in process,
+//! with a `handle_accept` that reports `EMFILE` itself.
 
 mod util;
 
