@@ -659,7 +659,7 @@ fn smtp_program() -> impl Strategy<Value = SmtpProgram> {
 }
 
 proptest! {
-    #![proptest_config(util::proptest_config(500))]
+    #![proptest_config(util::proptest_seed::proptest_config(500))]
 
     #[test]
     fn chat_input_structured(p in chat_program()) {

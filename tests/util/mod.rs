@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 
 use sockloop::{Backend, Channel, Context, Dispatcher, EventLoop, SockAddr, Socket};
 
-mod proptest_seed;
-pub use proptest_seed::proptest_config;
+pub mod proptest_seed;
 
 /// Stamps one `#[test]` per backend for each `fn name(backend: Backend)` listed.
 #[macro_export]
