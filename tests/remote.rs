@@ -259,6 +259,88 @@ fn many_threads_each_call_once(backend: Backend) {
     });
 }
 
+/// A call that posts another call through a `Remote` while the loop is draining its
+/// inbox: the second call is not lost and runs without waiting for an unrelated wake-up
+/// (each `poll_once` may wait 5 s; both calls run within two iterations, in well under
+/// a second).
+fn call_posted_while_draining_runs_promptly(backend: Backend) {
+    within(20, "a call posted by a call", move || {
+        let mut ev = with_listener(backend);
+        let remote = ev.remote().unwrap();
+        let log: Arc<Mutex<Vec<&str>>> = Arc::default();
+        let (l, r) = (log.clone(), remote.clone());
+        remote
+            .call(move |_| {
+                l.lock().unwrap().push("first");
+                let l = l.clone();
+                r.call(move |_| l.lock().unwrap().push("second")).unwrap();
+            })
+            .unwrap();
+        let start = Instant::now();
+        let mut iterations = 0;
+        while log.lock().unwrap().len() < 2 && iterations < 3 {
+            ev.poll_once(Some(Duration::from_secs(5))).unwrap();
+            iterations += 1;
+        }
+        let took = start.elapsed();
+        assert_eq!(*log.lock().unwrap(), ["first", "second"], "none lost");
+        assert!(
+            took < Duration::from_secs(1),
+            "the second call waited {took:?} ({iterations} iterations) for another wake-up"
+        );
+    });
+}
+
+/// The same from another thread, racing the loop: rounds of calls sent back to back
+/// while the loop drains the ones before; after each round, its last call runs promptly
+/// although nothing else wakes the loop (each `poll_once` may wait 3 s).
+fn calls_racing_the_drain_are_not_stranded(backend: Backend) {
+    const ROUNDS: usize = 300;
+    const PER_ROUND: usize = 20;
+    within(60, "racing calls", move || {
+        let mut ev = with_listener(backend);
+        let remote = ev.remote().unwrap();
+        let ran = Arc::new(AtomicUsize::new(0));
+        let done = Arc::new(AtomicBool::new(false));
+        let (r, d) = (ran.clone(), done.clone());
+        let poster = thread::spawn(move || -> Result<(), String> {
+            let mut posted = 0;
+            for round in 0..ROUNDS {
+                for _ in 0..PER_ROUND {
+                    let r = r.clone();
+                    remote
+                        .call(move |_| {
+                            r.fetch_add(1, Ordering::SeqCst);
+                        })
+                        .unwrap();
+                    posted += 1;
+                }
+                let start = Instant::now();
+                while r.load(Ordering::SeqCst) < posted {
+                    if start.elapsed() > Duration::from_secs(1) {
+                        let _ = remote.stop();
+                        return Err(format!(
+                            "round {round}: {} of {posted} calls ran after 1 s: stranded",
+                            r.load(Ordering::SeqCst)
+                        ));
+                    }
+                    thread::yield_now();
+                }
+            }
+            let _ = remote.stop();
+            Ok(())
+        });
+        let deadline = Instant::now() + Duration::from_secs(50);
+        while !poster.is_finished() && !d.load(Ordering::SeqCst) {
+            assert!(Instant::now() < deadline, "the poster never finished");
+            ev.poll_once(Some(Duration::from_secs(3))).unwrap();
+        }
+        done.store(true, Ordering::SeqCst);
+        poster.join().unwrap().unwrap();
+        assert_eq!(ran.load(Ordering::SeqCst), ROUNDS * PER_ROUND);
+    });
+}
+
 backend_tests!(
     calls_run_on_loop_thread_in_order,
     call_sets_a_timer,
@@ -267,4 +349,6 @@ backend_tests!(
     remote_alone_does_not_keep_run_alive,
     after_drop_everything_errs,
     many_threads_each_call_once,
+    call_posted_while_draining_runs_promptly,
+    calls_racing_the_drain_are_not_stranded,
 );
