@@ -291,53 +291,93 @@ fn call_posted_while_draining_runs_promptly(backend: Backend) {
     });
 }
 
-/// The same from another thread, racing the loop: rounds of calls sent back to back
-/// while the loop drains the ones before; after each round, its last call runs promptly
-/// although nothing else wakes the loop (each `poll_once` may wait 3 s).
+/// Sets `go` each time it reads: the loop is about to take its inbox in this iteration.
+struct Starter {
+    go: Arc<AtomicUsize>,
+}
+
+impl sockloop::Dispatcher for Starter {
+    fn handle_read(&mut self, ctx: &mut sockloop::Context<'_>) -> io::Result<()> {
+        let mut buf = [0u8; 64];
+        let n = ctx.recv(&mut buf)?;
+        self.go.fetch_add(n, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// The same from another thread, racing the loop's drain. Each round, a call A writes a
+/// byte to a channel of the loop and wakes it, so the next iteration has a read event
+/// and a wake-up: its `handle_read` tells the other thread, which posts call B after a
+/// spin that varies from round to round (0 to 3 µs), so that some rounds post B while
+/// the loop takes its inbox. Nothing else wakes the loop (each `poll_once` may wait
+/// 3 s), yet B runs within a second, every round. (A stress check: a post that lands
+/// between the loop taking its calls and clearing its wake-up counter is a window of
+/// about 100 ns, which only some runs hit; `call_posted_while_draining_runs_promptly` is
+/// the deterministic guard.)
 fn calls_racing_the_drain_are_not_stranded(backend: Backend) {
-    const ROUNDS: usize = 300;
-    const PER_ROUND: usize = 20;
+    const ROUNDS: usize = 2000;
     within(60, "racing calls", move || {
         let mut ev = with_listener(backend);
         let remote = ev.remote().unwrap();
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let go = Arc::new(AtomicUsize::new(0));
+        ev.add(
+            sockloop::Channel::from_socket(a).unwrap(),
+            Starter { go: go.clone() },
+        )
+        .unwrap();
+        let peer = Arc::new(b);
         let ran = Arc::new(AtomicUsize::new(0));
-        let done = Arc::new(AtomicBool::new(false));
-        let (r, d) = (ran.clone(), done.clone());
+        let r = ran.clone();
         let poster = thread::spawn(move || -> Result<(), String> {
-            let mut posted = 0;
             for round in 0..ROUNDS {
-                for _ in 0..PER_ROUND {
-                    let r = r.clone();
-                    remote
-                        .call(move |_| {
-                            r.fetch_add(1, Ordering::SeqCst);
-                        })
-                        .unwrap();
-                    posted += 1;
-                }
+                let (peer, waker) = (peer.clone(), remote.clone());
+                remote
+                    .call(move |_| {
+                        io::Write::write_all(&mut &*peer, b"x").unwrap();
+                        waker.wake().unwrap();
+                    })
+                    .unwrap();
                 let start = Instant::now();
-                while r.load(Ordering::SeqCst) < posted {
+                while go.load(Ordering::SeqCst) <= round {
+                    if start.elapsed() > Duration::from_secs(2) {
+                        let _ = remote.stop();
+                        return Err(format!("round {round}: call A never ran"));
+                    }
+                    std::hint::spin_loop();
+                }
+                let delay = Duration::from_nanos((round as u64 * 7) % 3000);
+                let spin = Instant::now();
+                while spin.elapsed() < delay {
+                    std::hint::spin_loop();
+                }
+                let r2 = r.clone();
+                remote
+                    .call(move |_| {
+                        r2.fetch_add(1, Ordering::SeqCst);
+                    })
+                    .unwrap();
+                let start = Instant::now();
+                while r.load(Ordering::SeqCst) <= round {
                     if start.elapsed() > Duration::from_secs(1) {
                         let _ = remote.stop();
                         return Err(format!(
-                            "round {round}: {} of {posted} calls ran after 1 s: stranded",
-                            r.load(Ordering::SeqCst)
+                            "round {round} (posted {delay:?} after the read event): call B \
+                             had not run after 1 s: stranded"
                         ));
                     }
                     thread::yield_now();
                 }
             }
-            let _ = remote.stop();
             Ok(())
         });
         let deadline = Instant::now() + Duration::from_secs(50);
-        while !poster.is_finished() && !d.load(Ordering::SeqCst) {
+        while !poster.is_finished() {
             assert!(Instant::now() < deadline, "the poster never finished");
             ev.poll_once(Some(Duration::from_secs(3))).unwrap();
         }
-        done.store(true, Ordering::SeqCst);
         poster.join().unwrap().unwrap();
-        assert_eq!(ran.load(Ordering::SeqCst), ROUNDS * PER_ROUND);
+        assert_eq!(ran.load(Ordering::SeqCst), ROUNDS);
     });
 }
 
