@@ -263,6 +263,35 @@ fn timer_set_by_timer_waits_for_next_iteration(backend: Backend) {
     assert_eq!(count.get(), 1000);
 }
 
+/// The same with timers that are already due when set: each link re-arms itself with
+/// `call_at` a deadline in the past, so only the rule "timers set during this pass wait
+/// for a later pass" (not the clock) keeps it to one link per iteration; `run` with a
+/// count returns although the chain never ends by itself.
+fn timer_set_due_by_timer_waits_for_next_iteration(backend: Backend) {
+    within(20, "a self-re-arming due timer", move || {
+        let mut ev = EventLoop::with_backend(backend).unwrap();
+        idle_listener(&mut ev);
+        let count = Rc::new(Cell::new(0usize));
+        let past = Instant::now();
+        fn link(count: Rc<Cell<usize>>, past: Instant, lp: &mut EventLoop) {
+            count.set(count.get() + 1);
+            // Bounded, so that a broken loop fails the assertions instead of hanging.
+            if count.get() < 10_000 {
+                lp.call_at(past, move |lp| link(count, past, lp));
+            }
+        }
+        let c = count.clone();
+        ev.call_at(past, move |lp| link(c, past, lp));
+        for i in 1..=5 {
+            ev.poll_once(Some(Duration::from_secs(1))).unwrap();
+            assert_eq!(count.get(), i, "one link per iteration");
+        }
+        ev.run(Some(Duration::from_secs(1)), Some(10)).unwrap();
+        assert_eq!(count.get(), 15, "one link per iteration of run");
+        assert_eq!(ev.timers(), 1, "the next link is pending");
+    });
+}
+
 /// `EventLoop::stop` from a timer ends `run(None, None)` that has a listener.
 fn stop_from_timer(backend: Backend) {
     within(20, "stop from a timer", move || {
@@ -448,6 +477,7 @@ backend_tests!(
     cancel_before_due,
     stale_id_cancels_nothing,
     timer_set_by_timer_waits_for_next_iteration,
+    timer_set_due_by_timer_waits_for_next_iteration,
     stop_from_timer,
     timers_from_hooks,
     reentrant_run_is_an_error,
