@@ -181,6 +181,44 @@ fn periodic_cancelled_from_inside(backend: Backend) {
     });
 }
 
+/// A periodic timer whose loop was held up for several periods skips the ticks it
+/// missed instead of running them in a burst: the loop is stalled for 6 periods inside
+/// the first tick (the stall is the fault under test, not a wait); the next tick comes a
+/// full period after the stalled one ended (never early), and no two later ticks come
+/// closer than half a period (a burst of missed ticks runs them back to back).
+fn periodic_timer_skips_missed_ticks(backend: Backend) {
+    within(20, "periodic timer after a stall", move || {
+        let mut ev = EventLoop::with_backend(backend).unwrap();
+        idle_listener(&mut ev);
+        let period = Duration::from_millis(20);
+        // (start, end) of each tick.
+        let ticks: Rc<RefCell<Vec<(Instant, Instant)>>> = Rc::default();
+        let t = ticks.clone();
+        ev.call_every(period, move |_| {
+            let start = Instant::now();
+            if t.borrow().is_empty() {
+                std::thread::sleep(period * 6);
+            }
+            t.borrow_mut().push((start, Instant::now()));
+        });
+        run_until(&mut ev, "five ticks", |_| ticks.borrow().len() >= 5);
+        let ticks = ticks.borrow();
+        let after_stall = ticks[1].0 - ticks[0].1;
+        assert!(
+            after_stall >= period,
+            "the tick after the stall came {after_stall:?} after it: a missed tick ran late"
+        );
+        for k in 2..ticks.len() {
+            let gap = ticks[k].0 - ticks[k - 1].0;
+            assert!(
+                gap >= period / 2,
+                "tick {k} came {gap:?} after tick {}: missed ticks ran in a burst",
+                k - 1
+            );
+        }
+    });
+}
+
 /// A periodic timer cancelled from outside its callback stops ticking.
 fn periodic_cancelled_from_outside(backend: Backend) {
     let mut ev = EventLoop::with_backend(backend).unwrap();
@@ -478,6 +516,7 @@ backend_tests!(
     stale_id_cancels_nothing,
     timer_set_by_timer_waits_for_next_iteration,
     timer_set_due_by_timer_waits_for_next_iteration,
+    periodic_timer_skips_missed_ticks,
     stop_from_timer,
     timers_from_hooks,
     reentrant_run_is_an_error,
