@@ -291,6 +291,51 @@ fn call_posted_while_draining_runs_promptly(backend: Backend) {
     });
 }
 
+/// The same with the second call posted by another thread while the first one runs on
+/// the loop (the first waits until the second is in the inbox).
+fn call_posted_by_another_thread_while_draining_runs_promptly(backend: Backend) {
+    within(20, "a call posted while another runs", move || {
+        let mut ev = with_listener(backend);
+        let remote = ev.remote().unwrap();
+        let posted = Arc::new(AtomicBool::new(false));
+        let second = Arc::new(AtomicBool::new(false));
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let p = posted.clone();
+        remote
+            .call(move |_| {
+                started_tx.send(()).unwrap();
+                let deadline = Instant::now() + Duration::from_secs(5);
+                while !p.load(Ordering::SeqCst) {
+                    assert!(
+                        Instant::now() < deadline,
+                        "the second call was never posted"
+                    );
+                    thread::yield_now();
+                }
+            })
+            .unwrap();
+        let (r, p, s) = (remote.clone(), posted.clone(), second.clone());
+        let poster = thread::spawn(move || {
+            started_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+            r.call(move |_| s.store(true, Ordering::SeqCst)).unwrap();
+            p.store(true, Ordering::SeqCst);
+        });
+        let start = Instant::now();
+        let mut iterations = 0;
+        while !second.load(Ordering::SeqCst) && iterations < 3 {
+            ev.poll_once(Some(Duration::from_secs(5))).unwrap();
+            iterations += 1;
+        }
+        poster.join().unwrap();
+        let took = start.elapsed();
+        assert!(second.load(Ordering::SeqCst), "the second call was lost");
+        assert!(
+            took < Duration::from_secs(1),
+            "the second call waited {took:?} ({iterations} iterations) for another wake-up"
+        );
+    });
+}
+
 /// Sets `go` each time it reads: the loop is about to take its inbox in this iteration.
 struct Starter {
     go: Arc<AtomicUsize>,
@@ -390,5 +435,6 @@ backend_tests!(
     after_drop_everything_errs,
     many_threads_each_call_once,
     call_posted_while_draining_runs_promptly,
+    call_posted_by_another_thread_while_draining_runs_promptly,
     calls_racing_the_drain_are_not_stranded,
 );
