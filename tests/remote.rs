@@ -357,8 +357,8 @@ impl sockloop::Dispatcher for Starter {
 /// the loop takes its inbox. Nothing else wakes the loop (each `poll_once` may wait
 /// 3 s), yet B runs within a second, every round. (A stress check: a post that lands
 /// between the loop taking its calls and clearing its wake-up counter is a window of
-/// about 100 ns, which only some runs hit; `call_posted_while_draining_runs_promptly` is
-/// the deterministic guard.)
+/// about 100 ns, which only some runs hit; the deterministic guard of that window is the
+/// unit test `remote::tests::call_posted_during_take_is_taken_or_wakes_again`.)
 fn calls_racing_the_drain_are_not_stranded(backend: Backend) {
     const ROUNDS: usize = 2000;
     within(60, "racing calls", move || {
