@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::cell::RefCell;
-use std::io;
+use std::io::{self, Write};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -149,15 +149,18 @@ pub const STRICT_ENV: &str = "SOCKLOOP_STRICT_TESTS";
 /// The one way a test skips itself because the environment lacks something (an IPv6
 /// loopback, a hard descriptor limit, a fillable backlog). With
 /// `SOCKLOOP_STRICT_TESTS=1` it panics with `reason`; otherwise it prints
-/// `SKIPPED: <test>: <reason>` to stderr (shown by `cargo test -- --nocapture`, and
-/// counted by `grep -c '^SKIPPED:'`), and the caller returns.
+/// `SKIPPED: <test>: <reason>` to stderr, uncaptured (count them with
+/// `cargo test 2>&1 | grep -c '^SKIPPED:'`), and the caller returns.
 pub fn skip(reason: &str) {
     let thread = std::thread::current();
     let test = thread.name().unwrap_or("<unnamed thread>");
     if std::env::var(STRICT_ENV).is_ok_and(|v| v == "1") {
         panic!("{test}: cannot run here ({reason}), and {STRICT_ENV}=1 forbids skipping");
     }
-    eprintln!("SKIPPED: {test}: {reason}");
+    // Straight to the stderr handle, not `eprintln!`, which the test harness captures:
+    // the line shows in every run, passing or not.
+    // A line of its own even after the harness's progress dots.
+    let _ = writeln!(io::stderr(), "\nSKIPPED: {test}: {reason}");
 }
 
 /// All backends, for tests that loop over them inside one test.
