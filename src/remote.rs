@@ -181,3 +181,55 @@ impl Drop for Inbox {
         drop(calls);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    /// A call posted while `take` runs is either taken, or leaves a wake-up pending for
+    /// the next iteration: never both missed (stranded until an unrelated wake-up). To
+    /// hit that window every time, the wake-up counter is made blocking and empty, so
+    /// `take` blocks in its read of it; the call is posted only once the taking thread
+    /// is seen blocked there (`/proc/thread-self/syscall`: its first argument is the
+    /// counter's descriptor).
+    #[test]
+    fn call_posted_during_take_is_taken_or_wakes_again() {
+        let inbox = Inbox::new().unwrap();
+        let remote = inbox.remote();
+        rustix::io::ioctl_fionbio(inbox.fd(), false).unwrap();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&inbox.fd());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let taker = std::thread::spawn(move || {
+            let me = std::fs::read_link("/proc/thread-self").unwrap();
+            tx.send(me).unwrap();
+            let (calls, _) = inbox.take();
+            (inbox, calls.len())
+        });
+        let me = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        let syscall = std::path::Path::new("/proc").join(me).join("syscall");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let now = std::fs::read_to_string(&syscall).unwrap_or_default();
+            let mut words = now.split_whitespace();
+            if words.nth(1) == Some(format!("{fd:#x}").as_str()) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the taker never blocked on the counter: {now:?}"
+            );
+            std::thread::yield_now();
+        }
+        remote.call(|_| {}).unwrap();
+        let (inbox, taken) = taker.join().unwrap();
+        rustix::io::ioctl_fionbio(inbox.fd(), true).unwrap();
+        let mut counter = [0u8; 8];
+        let wake_pending = rustix::io::read(inbox.fd(), &mut counter).is_ok();
+        assert!(
+            taken == 1 || wake_pending,
+            "the call was neither taken nor left a wake-up: stranded"
+        );
+        assert_eq!(taken + inbox.take().0.len(), 1, "the call was not lost");
+    }
+}

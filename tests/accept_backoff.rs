@@ -13,6 +13,9 @@
 //! one second of starvation, and how often it retried the accept), then has it close
 //! some connections and checks a new client gets its echo. The child is killed on any
 //! failure.
+//!
+//! `backoff_doubles_to_a_cap_then_resets` checks the back-off's schedule in process,
+//! with a `handle_accept` that reports `EMFILE` itself.
 
 mod util;
 
@@ -135,6 +138,7 @@ fn child(backend: Backend) {
     let ever_paused = Rc::new(Cell::new(false));
     let tick = Rc::new(Cell::new(0u64));
     let (ep, tk) = (ever_paused.clone(), tick.clone());
+    let born = Instant::now();
     let status = ev.call_every(Duration::from_millis(10), move |lp| {
         let paused = lp.channel(lt).is_some_and(|c| c.is_accept_paused());
         ep.set(ep.get() || paused);
@@ -144,8 +148,9 @@ fn child(backend: Backend) {
             let (accepted, emfile, other) =
                 a.map_or((0, 0, 0), |a| (a.accepted, a.emfile, a.other_errors));
             eprintln!(
-                "@@STATUS accepted={accepted} open={} paused={} ever_paused={} emfile={emfile} \
-                 other_errors={other} listening={}",
+                "@@STATUS ms={} accepted={accepted} open={} paused={} ever_paused={} \
+                 emfile={emfile} other_errors={other} listening={}",
+                born.elapsed().as_millis(),
                 lp.len().saturating_sub(1),
                 paused as u8,
                 ep.get() as u8,
@@ -216,6 +221,8 @@ fn command(lp: &mut EventLoop, lt: Token, cmd: &str) {
 /// One `@@STATUS` line.
 #[derive(Clone, Debug, Default)]
 struct Status {
+    /// When the child printed it: milliseconds since the child's loop was set up.
+    ms: u64,
     accepted: usize,
     open: usize,
     paused: bool,
@@ -243,6 +250,7 @@ fn parse(line: &str) -> Option<(String, HashMap<String, String>)> {
 fn status_of(fields: &HashMap<String, String>) -> Option<Status> {
     let num = |k: &str| fields.get(k)?.parse::<usize>().ok();
     Some(Status {
+        ms: fields.get("ms")?.parse().ok()?,
         accepted: num("accepted")?,
         open: num("open")?,
         paused: num("paused")? == 1,
@@ -351,6 +359,22 @@ impl ChildProc {
         }
     }
 
+    /// Takes in the lines queued so far without waiting, so that the next line read was
+    /// printed after the ones before this call.
+    fn drain(&mut self) {
+        while let Ok(line) = self.lines.try_recv() {
+            let parsed = parse(&line);
+            self.output.push(line);
+            match parsed {
+                Some((tag, fields)) if tag == "STATUS" => self.status = status_of(&fields),
+                Some((tag, _)) if tag == "LISTENER_CLOSED" => {
+                    self.fail("the child closed its listener")
+                }
+                _ => {}
+            }
+        }
+    }
+
     /// Waits for a status line for which `pred` holds.
     fn wait_status(&mut self, what: &str, secs: u64, pred: impl Fn(&Status) -> bool) -> Status {
         self.wait_for(what, secs, |tag, fields| {
@@ -429,22 +453,31 @@ fn parent(backend: Backend) {
 
     // One second of starvation: the child must not spin (behavioural check; a busy
     // loop would use about 100% of a CPU, and retry the accept thousands of times).
+    // The status lines are queued: "before" is the first one printed after the lines
+    // already queued, "after" the first one the child printed a full second after
+    // "before" (its own clock, `ms`), so the retry count covers the whole window.
+    child.drain();
     let before = child.wait_status("a status before the measurement", 5, |_| true);
     let cpu0 = child.cpu_ticks();
     let t0 = Instant::now();
     thread::sleep(Duration::from_secs(1));
     let cpu1 = child.cpu_ticks();
     let wall = t0.elapsed().as_secs_f64();
-    let after = child.wait_status("a status after the measurement", 5, |_| true);
+    let after = child.wait_status("a status one second after the first", 5, |s| {
+        s.ms >= before.ms + 1000
+    });
     let cpu = (cpu1 - cpu0) as f64 / TICKS_PER_SEC;
     assert!(
         cpu < 0.3 * wall,
         "the starved child used {cpu:.2} s of CPU in {wall:.2} s: it spins"
     );
+    let window = (after.ms - before.ms) as f64 / 1000.0;
     let retries = after.emfile - before.emfile;
+    // With the back-off (10 ms doubling to 1 s) a second of starvation that starts soon
+    // after the first EMFILE holds at most about 7 retries; a constant 10 ms holds 100.
     assert!(
-        retries <= 30,
-        "{retries} accept retries in about a second: no back-off ({before:?} → {after:?})"
+        retries as f64 <= 20.0 * window,
+        "{retries} accept retries in {window:.2} s: no back-off ({before:?} → {after:?})"
     );
     eprintln!(
         "{}: capacity {capacity}, {} queued, {cpu:.2} s CPU in {wall:.2} s, {retries} retries",
@@ -493,4 +526,105 @@ fn parent(backend: Backend) {
     drop(clients);
 }
 
-backend_tests!(emfile_backoff);
+// ---------------------------------------------------------------------------------------
+// The back-off's schedule, in process: a listener whose `handle_accept` reports EMFILE
+// (as an `accept` out of descriptors would) while a connection waits in its queue.
+
+/// Fails the next `fail` accepts with `EMFILE`, then accepts (and drops) a connection;
+/// records when each `handle_accept` ran.
+struct Flaky {
+    calls: Rc<std::cell::RefCell<Vec<Instant>>>,
+    fail: Rc<Cell<usize>>,
+    accepted: Rc<Cell<usize>>,
+}
+
+impl Dispatcher for Flaky {
+    fn handle_accept(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+        self.calls.borrow_mut().push(Instant::now());
+        if self.fail.get() > 0 {
+            self.fail.set(self.fail.get() - 1);
+            return Err(io::Error::from_raw_os_error(Errno::MFILE.raw_os_error()));
+        }
+        if ctx.accept()?.is_some() {
+            self.accepted.set(self.accepted.get() + 1);
+        }
+        Ok(())
+    }
+}
+
+/// The back-off really doubles from 10 ms up to 1 s, and a successful accept resets it:
+/// nine `EMFILE`s in a row are retried after 10, 20, 40, …, 640 ms, then 1 s, 1 s
+/// (each gap at least three quarters of its delay, the rest being slack for a scheduling
+/// delay between the loop's clock read and the hook, which still tells 20 ms from a
+/// constant 10 ms; and well under the doubled delay, so a back-off without the 1 s cap
+/// fails);
+/// then the tenth call accepts; two more `EMFILE`s are retried after 10 and 20 ms again.
+fn backoff_doubles_to_a_cap_then_resets(backend: Backend) {
+    const LATE: Duration = Duration::from_millis(500);
+    let mut ev = EventLoop::with_backend(backend).unwrap();
+    let (ch, addr) = listener("127.0.0.1:0");
+    let calls: Rc<std::cell::RefCell<Vec<Instant>>> = Rc::default();
+    let fail = Rc::new(Cell::new(9));
+    let accepted = Rc::new(Cell::new(0));
+    let lt = ev
+        .add(
+            ch,
+            Flaky {
+                calls: calls.clone(),
+                fail: fail.clone(),
+                accepted: accepted.clone(),
+            },
+        )
+        .unwrap();
+    let addr = addr.as_socket().unwrap();
+    let run_until = |ev: &mut EventLoop, what: &str, secs: u64, cond: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while !cond() {
+            assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+            ev.poll_once(Some(util::STEP)).unwrap();
+        }
+    };
+    let check_gaps = |calls: &[Instant], first_delay_ms: u64| {
+        for (i, pair) in calls.windows(2).enumerate() {
+            let gap = pair[1] - pair[0];
+            let delay = Duration::from_millis((first_delay_ms << i).min(1000));
+            assert!(
+                gap >= delay * 3 / 4,
+                "retry {} came {gap:?} after the EMFILE: the back-off is {delay:?} there",
+                i + 1
+            );
+            assert!(
+                gap < delay + LATE,
+                "retry {} came {gap:?} after the EMFILE: expected {delay:?}",
+                i + 1
+            );
+        }
+    };
+
+    let _first = TcpStream::connect(addr).unwrap();
+    run_until(&mut ev, "nine EMFILEs, then an accept", 15, &|| {
+        accepted.get() == 1
+    });
+    let first_run = calls.borrow().clone();
+    assert_eq!(
+        first_run.len(),
+        10,
+        "nine failed accepts and one that worked"
+    );
+    check_gaps(&first_run, 10);
+    assert!(!ev.channel(lt).unwrap().is_accept_paused());
+
+    // A success resets the back-off: the next EMFILE waits 10 ms again, not 1 s.
+    calls.borrow_mut().clear();
+    fail.set(2);
+    let _second = TcpStream::connect(addr).unwrap();
+    run_until(&mut ev, "two EMFILEs, then an accept", 5, &|| {
+        accepted.get() == 2
+    });
+    let second_run = calls.borrow().clone();
+    assert_eq!(second_run.len(), 3);
+    check_gaps(&second_run, 10);
+    assert!(!ev.channel(lt).unwrap().is_accept_paused());
+}
+
+backend_tests!(emfile_backoff, backoff_doubles_to_a_cap_then_resets);

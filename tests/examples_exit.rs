@@ -68,7 +68,42 @@ impl Running {
     }
 
     /// Sends `signal` and returns how long the exit took; fails if the status is not 0.
-    fn signal_and_wait(mut self, signal: Signal) -> Duration {
+    fn signal_and_wait(self, signal: Signal) -> Duration {
+        self.signal_and_output(signal).0
+    }
+
+    /// Waits (bounded) until the child has used `ticks` clock ticks of CPU time (utime +
+    /// stime in `/proc/<pid>/stat`; 100 per second) and is still running: for
+    /// echo_client, which prints nothing until it ends, the sign that it has set up (its
+    /// setup takes well under a tick) and is exchanging messages.
+    fn wait_for_cpu(&mut self, ticks: u64, what: &str) {
+        let path = format!("/proc/{}/stat", self.child.id());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            assert!(
+                self.child.try_wait().unwrap().is_none(),
+                "{what}: the child exited early"
+            );
+            let stat = std::fs::read_to_string(&path).unwrap();
+            // Fields 14 and 15 (utime, stime) are 12 and 13 after the parenthesised name.
+            let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..]
+                .split_whitespace()
+                .collect();
+            let used: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+            if used >= ticks {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: only {used} ticks of CPU after 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// [`signal_and_wait`](Running::signal_and_wait), also returning what the child
+    /// printed after its first line.
+    fn signal_and_output(mut self, signal: Signal) -> (Duration, String) {
         let pid = Pid::from_raw(self.child.id() as i32).unwrap();
         let sent = Instant::now();
         kill_process(pid, signal).unwrap();
@@ -78,7 +113,7 @@ impl Running {
                 let mut rest = String::new();
                 let _ = self.stdout.read_to_string(&mut rest);
                 assert!(status.success(), "exit status {status}; output {rest:?}");
-                return took;
+                return (took, rest);
             }
             assert!(
                 sent.elapsed() < Duration::from_secs(5),
@@ -210,9 +245,24 @@ fn echo_client_exits(backend: Backend) {
             "--messages",
             "100000000",
         ];
-        let client = Running::start("echo_client", &args);
-        std::thread::sleep(Duration::from_millis(200));
-        check("echo_client", client.signal_and_wait(signal), signal);
+        let mut client = Running::start("echo_client", &args);
+        // Running, observed: 50 ms of CPU (its signal handlers are installed before its
+        // loop runs, and setting up takes well under that).
+        client.wait_for_cpu(5, "echo_client running");
+        let (took, output) = client.signal_and_output(signal);
+        check("echo_client", took, signal);
+        // It was interrupted mid-run: messages were exchanged, no client had finished.
+        assert!(output.contains("interrupted"), "{output:?}");
+        assert!(
+            output.contains(": 0 done,"),
+            "no client had finished: {output:?}"
+        );
+        let messages: u64 = output
+            .split(", ")
+            .find_map(|part| part.strip_suffix(" messages"))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no message count in {output:?}"));
+        assert!(messages > 0, "messages were exchanged: {output:?}");
     }
     let _ = server.child.kill();
 }

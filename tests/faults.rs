@@ -13,7 +13,7 @@
 //! | 3b | Own half-close (server `shutdown(Write)`) | `faults::own_half_close`; also `half_close::server_half_close_still_reads` | client reads the server's bytes then EOF; server still reads 256 KiB byte-exact with no hook but reads; client's shutdown → `[eof, close]`; canary echoes |
 //! | 4 | Refused connect (nothing listens on the port) | `faults::refused_connect`; also `connect::refused`, `timeouts::refused_connect_no_timeout` | as documented on `Channel::connect`: hooks exactly `[error:ECONNREFUSED, close]`, no `handle_connect`; canary echoes |
 //! | 5 | Unreachable connect | `faults::unreachable_connect` | Loopback cannot produce an *asynchronous* unreachable (that needs an ICMP error from a router), so the deterministic cases are the synchronous ones, documented on `Channel::connect` ("any other connect(2) error, at once"): TCP to a multicast address (224.0.0.1, Linux refuses with `ENETUNREACH` whatever the routing table) and an IPv4 socket to an IPv6 address (`EAFNOSUPPORT`); the call returns `Err`, the channel stays `Unconnected`; the same connect inside a hook goes to `handle_error` with that errno, then `handle_close`; canary echoes |
-//! | 6 | Connect timeout (backlog-0 listener with a full accept queue) | `faults::connect_timeout`; also `timeouts::connect_timeout_fires`, `timeouts::connect_timeout_refires_when_kept` | hooks exactly `[timeout:Connect, close]`, not before the timeout; no timer left; canary echoes (skipped, with a message, if the queue cannot be filled) |
+//! | 6 | Connect timeout (backlog-0 listener with a full accept queue) | `faults::connect_timeout`; also `timeouts::connect_timeout_fires`, `timeouts::connect_timeout_refires_when_kept` | hooks exactly `[timeout:Connect, close]`, not before the timeout; no timer left; canary echoes (skipped through `util::skip` if the queue cannot be filled: a failure under `SOCKLOOP_STRICT_TESTS=1`) |
 //! | 7 | Slow reader (peer never reads the replies) | `faults::slow_reader_bounded`; also `chat_layer::watermarks_pause_and_resume_reading` | `readable()` = below a high-water mark: reading stops, `pending_output()` never exceeds the mark + one read's replies, no further reads while paused; canary echoes meanwhile; once the peer reads, every reply arrives in order |
 //! | 8 | Slow writer (peer sends nothing) | `faults::slow_writer_idle`; also `timeouts::idle_timeout_closes`, `timeouts::default_handle_timeout_closes` | hooks exactly `[timeout:Idle, close]`, not before the idle timeout although the canary is busy all along; no timer left |
 //! | 9a | Hook error (`handle_read` returns `Err(other)`) | `faults::hook_error`; also `panics::error_from_handle_error_closes`, `reset::disconnect_errors_from_hooks_close` | hooks exactly `[error:other, close]` in that order; peer sees EOF; canary echoes |
@@ -22,21 +22,21 @@
 //! | 10b | Hook panic with `set_catch_panics(false)` | `panics::propagates_from_hook` | the panic reaches the caller of `poll_once`/`run`; the panicking channel is closed, the other channel and one added just before still echo, `close_all` empties the map |
 //! | 11a | `readable()` / `writable()` panic (caught) | `faults::predicate_panics`; also `panics::panic_in_readable`, `panics::panic_in_writable` | both channels closed without hooks, "panic in readable()/writable(), closing channel" logged once each; peers see EOF; canary echoes |
 //! | 11b | Predicate panic with `set_catch_panics(false)` | `panics::propagates_from_predicate` | as 10b |
-//! | 12 | fd closed behind the loop's back | `faults::fd_closed_behind_back` (the one `unsafe` outside `src/sys/`: committing this fault needs it) | select (`EBADF` → `POLLNVAL`-like) and poll (`POLLNVAL`): hooks exactly `[close]`; canary echoes. Epoll (documented on `Backend::Epoll`): the kernel drops the registration with the file and reports nothing; the channel lingers until closed through the loop, which is clean |
+//! | 12 | fd closed behind the loop's back | `faults::fd_closed_behind_back` (one of two `unsafe` blocks outside `src/sys/`, with row 17b's `pthread_kill`: committing this fault needs it) | select (`EBADF` → `POLLNVAL`-like) and poll (`POLLNVAL`): hooks exactly `[close]`; canary echoes. Epoll (documented on `Backend::Epoll`): the kernel drops the registration with the file and reports nothing; the channel lingers until closed through the loop, which is clean |
 //! | 13 | fd reuse within one iteration (a hook closes A, adds B on A's fd number) | `fd_reuse::new_channel_gets_no_stale_event` (identical scenario; not repeated here) | no hook on A after its close; B gets no event in the iteration it was created, and is served from the next one |
-//! | 14 | `EMFILE` on accept | `accept_backoff::emfile_backoff` (child process: it lowers `RLIMIT_NOFILE`, which no in-process test may do) | the listener is never closed, does not spin (CPU time, retry count), pauses and resumes accepting; new clients get their echo once descriptors are free |
+//! | 14 | `EMFILE` on accept | `accept_backoff::emfile_backoff` (child process: it lowers `RLIMIT_NOFILE`, which no in-process test may do); also `accept_backoff::backoff_doubles_to_a_cap_then_resets` (the schedule, in process) | the listener is never closed, does not spin (CPU time, retry count), pauses and resumes accepting; new clients get their echo once descriptors are free |
 //! | 15 | fd ≥ 1024 on select | `select_fd_limit::high_fd_echoes` | a channel on fd ≥ 1100 echoes three rounds and closes once at EOF, no error, on every backend |
 //! | 16 | Zero-length UDP datagram | `faults::zero_length_datagram`; also `bad_input::empty_datagram_is_not_eof` | `handle_read` runs, `recv_from` gives `Some((0, sender))`, then the next datagram; no EOF, no close; canary echoes |
-//! | 17 | Signal (`EINTR`) during the wait | `faults::signal_during_wait` | SIGUSR2 raised from another thread while `poll_once(Some(2 s))` sleeps with a 300 ms timer pending: the handler runs once, in the iteration the signal woke; the timer fires at ≥ 300 ms and well before 2 s; no channel event is reported (each `poll_once` returns 0); canary echoes |
+//! | 17a | A signal with a loop handler during the wait | `faults::signal_during_wait` | SIGUSR2 raised from another thread while `poll_once(Some(2 s))` sleeps with a 300 ms timer pending: the handler runs once, in the iteration the signal woke; the timer fires at ≥ 300 ms and well before 2 s; no channel event is reported (each `poll_once` returns 0); canary echoes |
+//! | 17b | `EINTR` during the wait | `faults::eintr_retried_with_remaining_time` | SIGUSR1, whose handler (signal-hook's flag) does not involve the loop, sent with `pthread_kill` to the loop thread every 40 ms for up to 3 s while `poll_once(Some(600 ms))` waits with an idle channel registered: `Ok(0)`, returned at ≥ 600 ms (an `EINTR` is not a timeout) and before 1.5 s (retried with the remaining time, not the whole timeout again); canary echoes |
 //! | 18 | A hook closes every channel (`ctx.close_all()`) | `close_all::close_all_from_hook` (no canary possible: everything closes) | the map is empty, `run` returns `Ok` early, no hook runs afterwards (no `handle_close` for the closed ones, as documented), every peer sees EOF |
 //! | 19 | A hook adds 1,000 channels at once | `faults::thousand_channels_from_hook` | none is served in the iteration that added it; each reads its message exactly once and echoes it; then each gets exactly one `handle_close` when its peer closes; canary echoes |
 //!
 //! Row 17 note: a process-directed signal is taken by whichever thread the kernel picks
-//! (usually the test harness's main thread), so the wait sees `EINTR` only when the
-//! kernel picks the loop thread; either way the loop is woken through its signal socket.
-//! What the row asserts (timing, handler count, no spurious events) holds for both paths.
-//! Targeting the loop thread needs `pthread_kill`/`tgkill`, which only unsafe APIs (or a
-//! `libc` dev-dependency) offer.
+//! (usually the test harness's main thread), so in row 17a the loop is woken through its
+//! signal socket, rarely by `EINTR`. Row 17b therefore targets the loop thread with
+//! `pthread_kill` (the `libc` dev-dependency; one `unsafe` call) and uses a signal whose
+//! handler has nothing to do with the loop, so only the `EINTR` retry ends the wait.
 //!
 //! Row 12 note: closing a descriptor that a `Socket` owns is an I/O-safety violation:
 //! std's debug build aborts the process when that `Socket` is later dropped on an
@@ -71,7 +71,7 @@ use util::{
 /// Every test holds it shared; the row that closes a descriptor behind the loop's back
 /// holds it exclusively, so no other test is handed that number meanwhile.
 static FDS: RwLock<()> = RwLock::new(());
-/// Held by the rows that install signal handlers or raise signals (SIGUSR2 only).
+/// Held by the rows that install signal handlers or raise signals (SIGUSR1, SIGUSR2).
 static SIGNALS: Mutex<()> = Mutex::new(());
 
 fn shared_fds() -> RwLockReadGuard<'static, ()> {
@@ -612,7 +612,7 @@ fn unreachable_connect(backend: Backend) {
 fn connect_timeout(backend: Backend) {
     let _fds = shared_fds();
     let Some((_listener, _queued, addr)) = full_listener() else {
-        eprintln!("skipping: could not fill a backlog-0 accept queue on loopback");
+        util::skip("could not fill a backlog-0 accept queue on loopback");
         return;
     };
     let mut ev = EventLoop::with_backend(backend).unwrap();
@@ -1026,6 +1026,77 @@ fn signal_during_wait(backend: Backend) {
     assert!(ev.remove_signal_handler(sockloop::signal::SIGUSR2));
 }
 
+/// Row 17b: `EINTR` for real. A signal whose handler has nothing to do with the loop
+/// (signal-hook's flag handler for SIGUSR1) is sent with `pthread_kill` to the loop
+/// thread, every 40 ms, while it sleeps in `poll_once(Some(600 ms))` with one idle
+/// channel registered. Each arrival interrupts the wait; the loop must retry with the
+/// time that remains: `poll_once` returns `Ok(0)` after 600 ms (never earlier: an
+/// `EINTR` is not a timeout) and long before 600 ms after the last signal (the signals go
+/// on for up to 3 s, so a retry with the whole timeout again would return after them).
+fn eintr_retried_with_remaining_time(backend: Backend) {
+    use std::os::unix::thread::JoinHandleExt;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{mpsc, Arc};
+
+    const WAIT: Duration = Duration::from_millis(600);
+    let _fds = shared_fds();
+    let _signals = serial_signals();
+    let arrived = Arc::new(AtomicBool::new(false));
+    let id = signal_hook::flag::register(sockloop::signal::SIGUSR1, Arc::clone(&arrived)).unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let d = Arc::clone(&done);
+    let a = Arc::clone(&arrived);
+    let looper = thread::spawn(move || {
+        let mut ev = EventLoop::with_backend(backend).unwrap();
+        let mut canary = Canary::add(&mut ev);
+        ready_tx.send(()).unwrap();
+        // Wait for the first arrival, so the measured wait below is interrupted for sure.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !a.load(Ordering::SeqCst) {
+            assert!(
+                Instant::now() < deadline,
+                "no SIGUSR1 reached the loop thread"
+            );
+            assert_eq!(ev.poll_once(Some(STEP)).unwrap(), 0);
+        }
+        let start = Instant::now();
+        let n = ev.poll_once(Some(WAIT));
+        let took = start.elapsed();
+        d.store(true, Ordering::SeqCst);
+        assert_eq!(
+            n.expect("EINTR is retried, not returned"),
+            0,
+            "no channel event"
+        );
+        assert!(canary.log.entries().is_empty(), "no spurious canary event");
+        canary.still_serves(&mut ev);
+        took
+    });
+    ready_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    let start = Instant::now();
+    let mut sent = 0;
+    while !done.load(Ordering::SeqCst) && start.elapsed() < Duration::from_secs(3) {
+        // SAFETY: the pthread_t of a thread that is not joined yet (we hold its handle
+        // and join it below), so it names a live or finished-but-unjoined thread.
+        let rc = unsafe { libc::pthread_kill(looper.as_pthread_t(), libc::SIGUSR1) };
+        assert_eq!(rc, 0, "pthread_kill");
+        sent += 1;
+        thread::sleep(Duration::from_millis(40));
+    }
+    let took = looper.join().unwrap();
+    assert!(signal_hook::low_level::unregister(id));
+    assert!(sent >= 10, "{sent} signals sent");
+    assert!(
+        took >= WAIT,
+        "EINTR is not a timeout: returned after {took:?}"
+    );
+    assert!(
+        took < Duration::from_millis(1500),
+        "the wait was retried with the whole timeout: returned after {took:?} ({sent} signals)"
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // Row 19: a hook adds 1,000 channels at once.
 
@@ -1164,6 +1235,7 @@ backend_tests!(
     predicate_panics,
     zero_length_datagram,
     signal_during_wait,
+    eintr_retried_with_remaining_time,
     thousand_channels_from_hook,
     fd_closed_behind_back,
 );

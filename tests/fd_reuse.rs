@@ -318,6 +318,97 @@ fn no_close_after_self_close(backend: Backend) {
     closes_once(backend, Ending::SelfCloseThenError);
 }
 
+/// What a timer callback and a `Remote` call saw when they used a stale token.
+#[derive(Debug, PartialEq)]
+struct StaleView {
+    contains: bool,
+    channel: bool,
+    channel_mut: bool,
+    closed: bool,
+}
+
+fn stale_view(lp: &mut EventLoop, stale: Token) -> StaleView {
+    StaleView {
+        contains: lp.contains(stale),
+        channel: lp.channel(stale).is_some(),
+        channel_mut: lp.channel_mut(stale).is_some(),
+        closed: lp.close(stale),
+    }
+}
+
+/// A closed channel's slot is reused by the next channel added, with a new generation.
+/// The old token, kept by a timer and by a cross-thread call that run later, names
+/// nothing: they see no channel and cannot close the slot's new occupant, which goes on
+/// echoing.
+fn stale_token_in_callbacks_spares_the_slots_new_channel(backend: Backend) {
+    let log = Log::default();
+    let mut ev = EventLoop::with_backend(backend).unwrap();
+    let (old, _old_peer) = unix_channel();
+    let stale = ev
+        .add(
+            old,
+            util::Echo {
+                log: log.clone(),
+                name: "old",
+            },
+        )
+        .unwrap();
+    step(&mut ev, 1);
+    assert!(ev.close(stale));
+    step(&mut ev, 1);
+    let (new, mut peer) = unix_channel();
+    let token = ev
+        .add(
+            new,
+            util::Echo {
+                log: log.clone(),
+                name: "new",
+            },
+        )
+        .unwrap();
+    assert_eq!(token.index(), stale.index(), "the slot is reused");
+    assert_ne!(token, stale);
+
+    let seen: Rc<RefCell<Vec<StaleView>>> = Rc::default();
+    let s = seen.clone();
+    ev.call_later(std::time::Duration::ZERO, move |lp| {
+        s.borrow_mut().push(stale_view(lp, stale))
+    });
+    let remote = ev.remote().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        remote
+            .call(move |lp| tx.send(stale_view(lp, stale)).unwrap())
+            .unwrap();
+    });
+    let mut from_remote = None;
+    run_until(&mut ev, "the timer and the remote call", |_| {
+        from_remote = from_remote.take().or_else(|| rx.try_recv().ok());
+        seen.borrow().len() == 1 && from_remote.is_some()
+    });
+    let nothing = StaleView {
+        contains: false,
+        channel: false,
+        channel_mut: false,
+        closed: false,
+    };
+    assert_eq!(seen.borrow()[0], nothing, "from a timer");
+    assert_eq!(from_remote.unwrap(), nothing, "from a Remote call");
+    assert!(ev.contains(token), "the new channel is still there");
+    peer.write_all(b"still here").unwrap();
+    let mut got = Vec::new();
+    run_until(&mut ev, "the new channel's echo", |_| {
+        util::read_available(&mut peer, &mut got);
+        got.len() >= 10
+    });
+    assert_eq!(got, b"still here");
+    assert!(
+        !log.has("new:close") && !log.has("old:close"),
+        "{:?}",
+        log.entries()
+    );
+}
+
 backend_tests!(
     new_channel_gets_no_stale_event,
     close_once_eof,
@@ -326,4 +417,5 @@ backend_tests!(
     close_once_when_close_does_not_close,
     close_once_when_close_fails,
     no_close_after_self_close,
+    stale_token_in_callbacks_spares_the_slots_new_channel,
 );

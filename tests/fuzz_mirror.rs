@@ -6,8 +6,13 @@
 //! The hand-written seeds below are the `seed-*` files of the corpus:
 //! `SOCKLOOP_WRITE_CORPUS=1 cargo test --test fuzz_mirror seeds` rewrites them after a
 //! change of the input encoding; without the variable the test fails if a file is stale.
+//!
+//! The properties run a fixed set of cases (a fixed seed, no regressions file written);
+//! `SOCKLOOP_PROPTEST_FRESH=1` draws fresh ones (see `tests/util/proptest_seed.rs`).
+//! Failures found are kept below as named regression tests.
 
 mod fuzz_checks;
+mod util;
 
 use std::path::{Path, PathBuf};
 
@@ -531,6 +536,11 @@ fn regression_smtp_unknown_verb_reply_is_ascii() {
     );
     // The fuzzer's input, minimized: data "\xff\r\n".
     check_smtp_session(b"\x0a\x66\xff\r\n").unwrap();
+    // The same failure as proptest shrank it (raw input, the one entry of the former
+    // `fuzz_mirror.proptest-regressions`): an unknown verb "\x80"; also a valid chat input.
+    let shrunk = [0, 162, 0, 0, 0, 0, 128, 13, 10];
+    check_smtp_session(&shrunk).unwrap();
+    check_chat_input(&shrunk).unwrap();
 }
 
 // ---- The same checks on random inputs ------------------------------------------------
@@ -649,7 +659,7 @@ fn smtp_program() -> impl Strategy<Value = SmtpProgram> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(500))]
+    #![proptest_config(util::proptest_seed::proptest_config(500))]
 
     #[test]
     fn chat_input_structured(p in chat_program()) {

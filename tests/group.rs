@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use sockloop::{Backend, Channel, Context, Dispatcher, EventLoop, LoopGroup, SockAddr, Socket};
@@ -49,47 +49,78 @@ fn echo(addr: std::net::SocketAddr, msg: &[u8]) -> TcpStream {
     s
 }
 
-fn serves_on_every_loop_and_stops(backend: Backend) {
-    const THREADS: usize = 3;
+/// N loops serve: the factory runs once per index `0..N`, `len()` is N, every loop
+/// accepts some of many connections (the kernel spreads them over the N listeners), each
+/// loop runs on its own thread, and `stop` + `join` close every listener. Run with two
+/// values of N (1 and 5), so a group that starts one loop per core instead of N fails
+/// on any machine.
+fn serves_on_n_loops_and_stops(backend: Backend, threads: usize) {
     let counts: Arc<Vec<Arc<AtomicUsize>>> =
-        Arc::new((0..THREADS).map(|_| Arc::default()).collect());
-    let c = Arc::clone(&counts);
+        Arc::new((0..threads).map(|_| Arc::default()).collect());
+    let built: Arc<Mutex<Vec<usize>>> = Arc::default();
+    let (c, b) = (Arc::clone(&counts), Arc::clone(&built));
     let group = LoopGroup::listen(
         "127.0.0.1:0".parse().unwrap(),
-        THREADS,
+        threads,
         backend,
         move |i, _| {
+            b.lock().unwrap().push(i);
             Ok(Server {
-                accepted: Arc::clone(&c[i]),
+                accepted: Arc::clone(c.get(i).expect("factory index below N")),
             })
         },
     )
     .unwrap();
-    assert_eq!(group.len(), THREADS);
+    assert_eq!(group.len(), threads);
+    let mut indices = built.lock().unwrap().clone();
+    indices.sort_unstable();
+    assert_eq!(
+        indices,
+        (0..threads).collect::<Vec<_>>(),
+        "one factory call per loop"
+    );
     let addr = group.local_addr();
     assert_ne!(addr.port(), 0);
     // Many connections from distinct source ports: every one is served, by some loop.
-    let clients: Vec<TcpStream> = (0..60u8).map(|i| echo(addr, &[i; 100])).collect();
-    let total: usize = counts.iter().map(|c| c.load(Ordering::SeqCst)).sum();
-    assert_eq!(total, 60);
+    const CLIENTS: usize = 80;
+    let clients: Vec<TcpStream> = (0..CLIENTS as u8).map(|i| echo(addr, &[i; 100])).collect();
+    let per_loop: Vec<usize> = counts.iter().map(|c| c.load(Ordering::SeqCst)).collect();
+    assert_eq!(per_loop.iter().sum::<usize>(), CLIENTS, "{per_loop:?}");
+    // SO_REUSEPORT hashes the 4-tuple: 80 connections all missing one of 5 listeners has
+    // a probability below 1e-7.
+    assert!(
+        per_loop.iter().all(|&n| n > 0),
+        "a loop accepted nothing: {per_loop:?}"
+    );
     // Each loop runs on its own thread.
     let (tx, rx) = mpsc::channel();
+    let mut remotes = 0;
     for remote in group.remotes() {
         let tx = tx.clone();
         remote
             .call(move |_: &mut EventLoop| tx.send(std::thread::current().id()).unwrap())
             .unwrap();
+        remotes += 1;
     }
-    let threads: HashSet<_> = (0..THREADS)
+    assert_eq!(remotes, threads);
+    let ids: HashSet<_> = (0..threads)
         .map(|_| rx.recv_timeout(Duration::from_secs(5)).unwrap())
         .collect();
-    assert_eq!(threads.len(), THREADS);
-    assert!(!threads.contains(&std::thread::current().id()));
+    assert_eq!(ids.len(), threads);
+    assert!(!ids.contains(&std::thread::current().id()));
     group.stop();
     group.join().unwrap();
     drop(clients);
     // Every listener is closed with its loop.
     assert!(TcpStream::connect(addr).is_err());
+}
+
+fn one_loop_serves_and_stops(backend: Backend) {
+    serves_on_n_loops_and_stops(backend, 1);
+}
+
+fn five_loops_serve_and_stop(backend: Backend) {
+    serves_on_n_loops_and_stops(backend, 5);
 }
 
 fn zero_threads_is_an_error(backend: Backend) {
@@ -141,7 +172,8 @@ fn dropping_the_group_stops_it(backend: Backend) {
 }
 
 backend_tests!(
-    serves_on_every_loop_and_stops,
+    one_loop_serves_and_stops,
+    five_loops_serve_and_stop,
     zero_threads_is_an_error,
     factory_error_is_returned,
     dropping_the_group_stops_it,

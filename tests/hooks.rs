@@ -101,7 +101,7 @@ fn ipv4(backend: Backend) {
 
 fn ipv6(backend: Backend) {
     let Ok(std_listener) = std::net::TcpListener::bind("[::1]:0") else {
-        eprintln!("skipping: no IPv6 loopback on this machine");
+        util::skip("no IPv6 loopback on this machine");
         return;
     };
     drop(std_listener);

@@ -6,6 +6,9 @@ mod util;
 use std::cell::RefCell;
 use std::io::{self, Write};
 use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use rustix::event::{PollFd, PollFlags};
 
 use sockloop::{Backend, Channel, Context, Dispatcher, Domain, EventLoop, SockAddr, Type};
 use util::{listener, run_until, step, tcp_pair, Log};
@@ -144,4 +147,110 @@ fn between_channels(backend: Backend) {
     check(&mut ev, &got, &log);
 }
 
-backend_tests!(from_std_peer, between_channels);
+/// Neither reads nor writes (`readable()` false, `writable()` true with a `handle_write`
+/// that sends nothing): what the loop reports is all that happens; records every hook.
+struct Bystander {
+    log: Log,
+}
+
+impl Dispatcher for Bystander {
+    fn readable(&self, _: &Channel) -> bool {
+        false
+    }
+    fn writable(&self, _: &Channel) -> bool {
+        true
+    }
+    fn handle_write(&mut self, _: &mut Context<'_>) -> io::Result<()> {
+        if !self.log.has("write") {
+            self.log.push("write");
+        }
+        Ok(())
+    }
+    fn handle_expt(&mut self, _: &mut Context<'_>) -> io::Result<()> {
+        self.log.push("expt");
+        Ok(())
+    }
+    fn handle_error(&mut self, _: &mut Context<'_>, err: io::Error) -> io::Result<()> {
+        self.log
+            .push(format!("error:{}", err.raw_os_error().unwrap_or(0)));
+        Err(err)
+    }
+    fn handle_close(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+        self.log.push("close");
+        ctx.close();
+        Ok(())
+    }
+}
+
+/// Waits (bounded) until `sock` reports all of `flags` to poll(2).
+fn wait_for_poll_flags(sock: &impl std::os::fd::AsFd, flags: PollFlags, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut fds = [PollFd::new(sock, flags)];
+        let timeout = rustix::event::Timespec {
+            tv_sec: 0,
+            tv_nsec: 10_000_000,
+        };
+        rustix::event::poll(&mut fds, Some(&timeout)).unwrap();
+        if fds[0].revents().contains(flags) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+    }
+}
+
+/// An exceptional condition with an error pending goes to `handle_close`, not to
+/// `handle_error` nor `handle_expt` (asyncore's `handle_expt_event`). The error is one
+/// that is not a disconnect, so no other rule turns it into a close: `ETIMEDOUT`, from
+/// `TCP_USER_TIMEOUT` (300 ms) expiring while the peer's receive window is full, with an
+/// urgent byte from the peer still pending. Select reports the urgent byte as an
+/// exceptional event (this is the path under test there); poll and epoll report the
+/// hang-up (the channel does not ask for priority data without asking to read); on every
+/// backend the hooks are exactly `[write, close]`.
+fn exceptional_event_with_error_closes(backend: Backend) {
+    let (server, mut client) = tcp_pair();
+    socket2::SockRef::from(&client)
+        .send_out_of_band(b"!")
+        .unwrap();
+    wait_for_poll_flags(&server, PollFlags::PRI, "the urgent byte");
+    let sock = socket2::SockRef::from(&server);
+    sock.set_tcp_user_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    socket2::SockRef::from(&client)
+        .set_recv_buffer_size(4096)
+        .unwrap();
+    server.set_nonblocking(true).unwrap();
+    // Fill the peer's receive window (it never reads) and our send buffer.
+    let chunk = [0u8; 65536];
+    let mut server_w = &server;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match server_w.write(&chunk) {
+            Ok(_) => assert!(Instant::now() < deadline, "the send buffer never filled"),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => panic!("filling the send buffer: {e}"),
+        }
+    }
+    wait_for_poll_flags(
+        &server,
+        PollFlags::PRI | PollFlags::ERR,
+        "the user timeout to abort the connection",
+    );
+    let log = Log::default();
+    let mut ev = EventLoop::with_backend(backend).unwrap();
+    let token = ev
+        .add(
+            Channel::from_socket(server).unwrap(),
+            Bystander { log: log.clone() },
+        )
+        .unwrap();
+    run_until(&mut ev, "the close", |ev| !ev.contains(token));
+    assert_eq!(log.entries(), ["write", "close"]);
+    drop(client.write(b"x"));
+}
+
+backend_tests!(
+    from_std_peer,
+    between_channels,
+    exceptional_event_with_error_closes
+);

@@ -235,9 +235,56 @@ fn disconnect_errors_from_hooks_close(backend: Backend) {
     assert_eq!(log.count(&format!("{n}:close")), 1, "{:?}", log.entries());
 }
 
+/// Reads a request, then answers with `send`; records what `send` returned and every
+/// later hook.
+struct Answerer {
+    log: Log,
+}
+
+impl Dispatcher for Answerer {
+    fn handle_read(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+        let mut buf = [0u8; 64];
+        if ctx.recv(&mut buf)? > 0 {
+            let sent = ctx.send(b"pong")?;
+            self.log.push(format!("sent:{sent}"));
+            // Code after the call goes on: the close comes after the hook returns.
+            assert!(!ctx.is_closed());
+        }
+        Ok(())
+    }
+    fn handle_error(&mut self, _: &mut Context<'_>, err: io::Error) -> io::Result<()> {
+        self.log.push(format!("error:{err}"));
+        Err(err)
+    }
+    fn handle_close(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+        self.log.push("close");
+        ctx.close();
+        Ok(())
+    }
+}
+
+/// A disconnect met by the channel's own I/O inside a hook, with no hang-up reported by
+/// the OS: the peer (a Unix stream) sent a request and shut down its reading side, so
+/// the reply's `send` fails with `EPIPE` while the socket reports only "readable" on
+/// every backend (under poll and epoll a reset also reports a hang-up, which takes
+/// another path; this is the path select takes for a reset, on all three). `send`
+/// returns 0, and after the hook the loop runs `handle_close` once, never
+/// `handle_error`.
+fn disconnect_met_by_send_in_a_hook_closes(backend: Backend) {
+    let log = Log::default();
+    let mut ev = EventLoop::with_backend(backend).unwrap();
+    let (ch, mut peer) = util::unix_channel();
+    peer.write_all(b"ping").unwrap();
+    peer.shutdown(std::net::Shutdown::Read).unwrap();
+    let token = ev.add(ch, Answerer { log: log.clone() }).unwrap();
+    run_until(&mut ev, "the close", |ev| !ev.contains(token));
+    assert_eq!(log.entries(), ["sent:0", "close"]);
+}
+
 backend_tests!(
     reset_while_reading,
     reset_while_writing,
     reset_while_only_writing,
     disconnect_errors_from_hooks_close,
+    disconnect_met_by_send_in_a_hook_closes,
 );

@@ -35,7 +35,7 @@ fn raise_fd_limit() -> bool {
 
 fn high_fd_echoes(backend: Backend) {
     if !raise_fd_limit() {
-        eprintln!("skipping: the hard RLIMIT_NOFILE is below {WANT}");
+        util::skip(&format!("the hard RLIMIT_NOFILE is below {WANT}"));
         return;
     }
     let (server, mut client) = tcp_pair();

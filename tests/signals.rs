@@ -1,10 +1,13 @@
 //! Signal handlers: a signal raised while the loop waits runs its handler on the loop
-//! thread with the right number; removed handlers no longer run; arrivals between two
-//! iterations coalesce into one call; signals that cannot be handled are `InvalidInput`.
+//! thread with the right number; it runs again for every later arrival; removed handlers
+//! no longer run; arrivals between two iterations coalesce into one call; signals that
+//! cannot be handled are `InvalidInput`.
 //!
 //! Signal dispositions are process-wide and the tests of this binary run in parallel
 //! threads, so every test that installs a handler or raises a signal holds [`SERIAL`].
 //! Only SIGUSR1 and SIGUSR2 are raised (SIGINT/SIGTERM are left to child-process tests).
+//! Where a test must know a signal has arrived before it looks, it raises the signal at
+//! its own thread (raise(3)), which runs the OS handler before returning; no sleep.
 //! A handler is always installed before its signal is raised: the default action of
 //! SIGUSR1/2 is to terminate the process.
 
@@ -114,17 +117,18 @@ fn removed_handler_no_longer_runs(backend: Backend) {
 
     assert!(ev.remove_signal_handler(SIGUSR1));
     assert!(!ev.remove_signal_handler(SIGUSR1), "already removed");
-    raise(Signal::USR1);
-    raise(Signal::USR2);
+    // Raised at this thread: both are delivered, in this order, before raise returns.
+    raise_here(SIGUSR1);
+    raise_here(SIGUSR2);
     util::run_until(&mut ev, "SIGUSR2 (sent after SIGUSR1)", |_| usr2.get() == 1);
     step(&mut ev, 5);
     assert_eq!(usr1.get(), 1, "the removed handler did not run");
 
-    // Dropping the loop removes its handlers; the signals are then ignored.
+    // Dropping the loop removes its handlers; the signals are then ignored (the process
+    // is still here after both were delivered).
     drop(ev);
-    raise(Signal::USR2);
-    raise(Signal::USR1);
-    thread::sleep(Duration::from_millis(20));
+    raise_here(SIGUSR2);
+    raise_here(SIGUSR1);
     assert_eq!((usr1.get(), usr2.get()), (1, 1));
 }
 
@@ -146,9 +150,66 @@ fn replaced_handler(backend: Backend) {
     assert!(ev.remove_signal_handler(SIGUSR2));
 }
 
-/// Several arrivals before the loop looks run the handler once; a handler can remove
-/// itself from inside.
-fn arrivals_coalesce_and_self_removal(backend: Backend) {
+/// Raises `sig` at the calling thread (raise(3)): the OS handler has run when this
+/// returns, so the arrival is an observed fact, not something a sleep hopes for.
+fn raise_here(sig: i32) {
+    signal_hook::low_level::raise(sig).unwrap();
+}
+
+/// Several arrivals before the loop looks run the handler once, and the handler stays
+/// installed: a later arrival of another signal (another wake-up) does not run it again.
+fn arrivals_coalesce_into_one_call(backend: Backend) {
+    let _serial = serial();
+    let mut ev = EventLoop::with_backend(backend).unwrap();
+    let usr1 = Rc::new(Cell::new(0));
+    let usr2 = Rc::new(Cell::new(0));
+    let u = usr1.clone();
+    ev.add_signal_handler(SIGUSR1, move |_, _| u.set(u.get() + 1))
+        .unwrap();
+    let u = usr2.clone();
+    ev.add_signal_handler(SIGUSR2, move |_, _| u.set(u.get() + 1))
+        .unwrap();
+    for _ in 0..3 {
+        raise_here(SIGUSR1);
+    }
+    util::run_until(&mut ev, "the SIGUSR1 handler", |_| usr1.get() > 0);
+    // Another wake-up for another signal: the three arrivals were one call, and nothing
+    // of them is left over to run again.
+    raise_here(SIGUSR2);
+    util::run_until(&mut ev, "the SIGUSR2 handler", |_| usr2.get() > 0);
+    step(&mut ev, 3);
+    assert_eq!((usr1.get(), usr2.get()), (1, 1), "three arrivals, one call");
+    assert!(ev.remove_signal_handler(SIGUSR1));
+    assert!(ev.remove_signal_handler(SIGUSR2));
+}
+
+/// A handler runs again for each arrival that comes after its previous call, not only
+/// for the first.
+fn handler_runs_for_every_arrival(backend: Backend) {
+    let _serial = serial();
+    let mut ev = EventLoop::with_backend(backend).unwrap();
+    let calls = Rc::new(Cell::new(0));
+    let c = calls.clone();
+    ev.add_signal_handler(SIGUSR1, move |_, _| c.set(c.get() + 1))
+        .unwrap();
+    for n in 1..=4 {
+        raise_here(SIGUSR1);
+        util::run_until(&mut ev, &format!("handler call {n}"), |_| calls.get() == n);
+    }
+    step(&mut ev, 3);
+    assert_eq!(calls.get(), 4, "one call per separate arrival");
+    // Raised from another thread while the loop waits: also handled each time.
+    for n in 5..=6 {
+        let raiser = raise_later(Signal::USR1, Duration::from_millis(10));
+        util::run_until(&mut ev, &format!("handler call {n}"), |_| calls.get() == n);
+        raiser.join().unwrap();
+    }
+    assert!(ev.remove_signal_handler(SIGUSR1));
+}
+
+/// A handler can remove itself from inside; a later arrival then runs nothing, and `run`
+/// with nothing left returns at once.
+fn handler_removes_itself(backend: Backend) {
     let _serial = serial();
     let mut ev = EventLoop::with_backend(backend).unwrap();
     let calls = Rc::new(Cell::new(0));
@@ -158,15 +219,10 @@ fn arrivals_coalesce_and_self_removal(backend: Backend) {
         assert!(lp.remove_signal_handler(sig), "removing itself");
     })
     .unwrap();
-    for _ in 0..3 {
-        raise(Signal::USR1);
-    }
-    // Process-directed signals may reach another thread a little later.
-    thread::sleep(Duration::from_millis(30));
+    raise_here(SIGUSR1);
     util::run_until(&mut ev, "the handler", |_| calls.get() > 0);
-    assert_eq!(calls.get(), 1, "three arrivals, one call");
-    raise(Signal::USR1);
-    thread::sleep(Duration::from_millis(10));
+    // Delivered (and ignored) before raise returns.
+    raise_here(SIGUSR1);
     step(&mut ev, 3);
     assert_eq!(calls.get(), 1, "removed itself");
     assert!(!ev.remove_signal_handler(SIGUSR1));
@@ -242,7 +298,9 @@ backend_tests!(
     two_signals_and_stop,
     removed_handler_no_longer_runs,
     replaced_handler,
-    arrivals_coalesce_and_self_removal,
+    arrivals_coalesce_into_one_call,
+    handler_runs_for_every_arrival,
+    handler_removes_itself,
     handler_does_not_keep_run_alive,
     invalid_signal_number,
     unhandleable_signals,

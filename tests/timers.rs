@@ -181,6 +181,45 @@ fn periodic_cancelled_from_inside(backend: Backend) {
     });
 }
 
+/// A periodic timer whose loop was held up for several periods skips the ticks it
+/// missed instead of running them in a burst: the loop is stalled for 6 periods inside
+/// the first tick (the stall is the fault under test, not a wait); the next tick comes a
+/// full period after the stalled one ended (never early), and no two later ticks come
+/// closer than a quarter of a period (a burst of missed ticks runs them back to back,
+/// microseconds apart; the quarter leaves room for a tick that runs late).
+fn periodic_timer_skips_missed_ticks(backend: Backend) {
+    within(20, "periodic timer after a stall", move || {
+        let mut ev = EventLoop::with_backend(backend).unwrap();
+        idle_listener(&mut ev);
+        let period = Duration::from_millis(30);
+        // (start, end) of each tick.
+        let ticks: Rc<RefCell<Vec<(Instant, Instant)>>> = Rc::default();
+        let t = ticks.clone();
+        ev.call_every(period, move |_| {
+            let start = Instant::now();
+            if t.borrow().is_empty() {
+                std::thread::sleep(period * 6);
+            }
+            t.borrow_mut().push((start, Instant::now()));
+        });
+        run_until(&mut ev, "five ticks", |_| ticks.borrow().len() >= 5);
+        let ticks = ticks.borrow();
+        let after_stall = ticks[1].0 - ticks[0].1;
+        assert!(
+            after_stall >= period,
+            "the tick after the stall came {after_stall:?} after it: a missed tick ran late"
+        );
+        for k in 2..ticks.len() {
+            let gap = ticks[k].0 - ticks[k - 1].0;
+            assert!(
+                gap >= period / 4,
+                "tick {k} came {gap:?} after tick {}: missed ticks ran in a burst",
+                k - 1
+            );
+        }
+    });
+}
+
 /// A periodic timer cancelled from outside its callback stops ticking.
 fn periodic_cancelled_from_outside(backend: Backend) {
     let mut ev = EventLoop::with_backend(backend).unwrap();
@@ -261,6 +300,35 @@ fn timer_set_by_timer_waits_for_next_iteration(backend: Backend) {
     ev.run(Some(Duration::from_millis(100)), Some(5000))
         .unwrap();
     assert_eq!(count.get(), 1000);
+}
+
+/// The same with timers that are already due when set: each link re-arms itself with
+/// `call_at` a deadline in the past, so only the rule "timers set during this pass wait
+/// for a later pass" (not the clock) keeps it to one link per iteration; `run` with a
+/// count returns although the chain never ends by itself.
+fn timer_set_due_by_timer_waits_for_next_iteration(backend: Backend) {
+    within(20, "a self-re-arming due timer", move || {
+        let mut ev = EventLoop::with_backend(backend).unwrap();
+        idle_listener(&mut ev);
+        let count = Rc::new(Cell::new(0usize));
+        let past = Instant::now();
+        fn link(count: Rc<Cell<usize>>, past: Instant, lp: &mut EventLoop) {
+            count.set(count.get() + 1);
+            // Bounded, so that a broken loop fails the assertions instead of hanging.
+            if count.get() < 10_000 {
+                lp.call_at(past, move |lp| link(count, past, lp));
+            }
+        }
+        let c = count.clone();
+        ev.call_at(past, move |lp| link(c, past, lp));
+        for i in 1..=5 {
+            ev.poll_once(Some(Duration::from_secs(1))).unwrap();
+            assert_eq!(count.get(), i, "one link per iteration");
+        }
+        ev.run(Some(Duration::from_secs(1)), Some(10)).unwrap();
+        assert_eq!(count.get(), 15, "one link per iteration of run");
+        assert_eq!(ev.timers(), 1, "the next link is pending");
+    });
 }
 
 /// `EventLoop::stop` from a timer ends `run(None, None)` that has a listener.
@@ -448,6 +516,8 @@ backend_tests!(
     cancel_before_due,
     stale_id_cancels_nothing,
     timer_set_by_timer_waits_for_next_iteration,
+    timer_set_due_by_timer_waits_for_next_iteration,
+    periodic_timer_skips_missed_ticks,
     stop_from_timer,
     timers_from_hooks,
     reentrant_run_is_an_error,

@@ -130,7 +130,7 @@ fn ipv6_echo(backend: Backend) {
     }) {
         Ok(v) => v,
         Err(e) => {
-            eprintln!("skipped: cannot bind [::1] ({e})");
+            util::skip(&format!("cannot bind [::1] ({e})"));
             return;
         }
     };

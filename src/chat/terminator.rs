@@ -1252,19 +1252,32 @@ mod tests {
         s.set_max_record(Some(100_000));
         let feed = [b'x'; 4096];
         let mut delivered = 0;
-        let err = 'feed: loop {
+        // Bounded: the limit is reached after 25 feeds; a limit that never trips fails
+        // here instead of hanging (or growing without end).
+        let mut error = None;
+        'feed: for _ in 0..100 {
             s.feed(&feed);
             assert!(s.buffered() <= feed.len() + 4);
-            loop {
+            for _ in 0..=feed.len() {
                 match s.next_piece() {
                     Ok(Some(Piece::Data(data))) => delivered += data.len(),
                     Ok(Some(Piece::Terminator)) => panic!("no terminator in input"),
-                    Ok(None) => break,
-                    Err(e) => break 'feed e,
+                    Ok(None) => {
+                        assert!(s.buffered() <= 4);
+                        continue 'feed;
+                    }
+                    Err(e) => {
+                        error = Some(e);
+                        break 'feed;
+                    }
                 }
             }
-            assert!(s.buffered() <= 4);
-        };
+            panic!(
+                "one feed of {} bytes gave more pieces than bytes",
+                feed.len()
+            );
+        }
+        let err = error.expect("the record limit was never reported (400 KiB fed)");
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
         assert_eq!(delivered, 100_000);
     }
@@ -1371,8 +1384,17 @@ mod tests {
             })
     }
 
+    /// A fixed seed unless `SOCKLOOP_PROPTEST_FRESH=1`; no regressions file. Shared with
+    /// the integration tests.
+    mod proptest_seed {
+        include!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/util/proptest_seed.rs"
+        ));
+    }
+
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #![proptest_config(proptest_seed::proptest_config(2000))]
 
         #[test]
         fn any_chunking_gives_the_same_callbacks(

@@ -3,11 +3,13 @@
 #![allow(dead_code)]
 
 use std::cell::RefCell;
-use std::io;
+use std::io::{self, Write};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use sockloop::{Backend, Channel, Context, Dispatcher, EventLoop, SockAddr, Socket};
+
+pub mod proptest_seed;
 
 /// Stamps one `#[test]` per backend for each `fn name(backend: Backend)` listed.
 #[macro_export]
@@ -140,6 +142,27 @@ pub fn blocking_client(addr: &SockAddr) -> std::net::TcpStream {
     s
 }
 
+/// The environment variable that turns every environment-dependent skip into a failure
+/// (CI sets it to `1`): a test that cannot run where it is meant to run must not pass.
+pub const STRICT_ENV: &str = "SOCKLOOP_STRICT_TESTS";
+
+/// The one way a test skips itself because the environment lacks something (an IPv6
+/// loopback, a hard descriptor limit, a fillable backlog). With
+/// `SOCKLOOP_STRICT_TESTS=1` it panics with `reason`; otherwise it prints
+/// `SKIPPED: <test>: <reason>` to stderr, uncaptured (count them with
+/// `cargo test 2>&1 | grep -c '^SKIPPED:'`), and the caller returns.
+pub fn skip(reason: &str) {
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("<unnamed thread>");
+    if std::env::var(STRICT_ENV).is_ok_and(|v| v == "1") {
+        panic!("{test}: cannot run here ({reason}), and {STRICT_ENV}=1 forbids skipping");
+    }
+    // Straight to the stderr handle, not `eprintln!`, which the test harness captures:
+    // the line shows in every run, passing or not.
+    // A line of its own even after the harness's progress dots.
+    let _ = writeln!(io::stderr(), "\nSKIPPED: {test}: {reason}");
+}
+
 /// All backends, for tests that loop over them inside one test.
 pub const ALL: [Backend; 3] = Backend::ALL;
 
@@ -227,7 +250,7 @@ pub fn within<T: Send + 'static>(
 
 /// A listener with backlog 0 whose accept queue is full, so a connect to it stays in
 /// progress (Linux drops SYNs to a full queue): the listener, the connections that filled
-/// it, its address. `None` if the queue could not be shown full (the caller skips).
+/// it, its address. `None` if the queue could not be shown full (the caller calls [`skip`]).
 #[allow(dead_code)]
 pub fn full_listener() -> Option<(
     socket2::Socket,

@@ -1,0 +1,108 @@
+//! `recv` that would block is "no data yet": `Ok(0)` with `is_eof()` false and the
+//! channel open, visible as such to code that goes on after the call (not only to a hook
+//! that returns the result with `?`); end of file is `Ok(0)` with `is_eof()` true.
+
+mod util;
+
+use std::cell::RefCell;
+use std::io::{self, Write};
+use std::rc::Rc;
+
+use sockloop::{Backend, Context, Dispatcher, EventLoop};
+use util::{run_until, unix_channel, Log};
+
+/// Reads until `recv` gives 0, then records what that 0 meant and goes on.
+struct Drainer {
+    got: Rc<RefCell<Vec<u8>>>,
+    log: Log,
+}
+
+impl Dispatcher for Drainer {
+    fn handle_read(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+        let mut buf = [0u8; 3];
+        // Bounded: a few bytes arrive per round; a recv that never reports "nothing
+        // more" fails here instead of spinning.
+        for _ in 0..1000 {
+            match ctx.recv(&mut buf) {
+                Ok(0) => {
+                    let what = if ctx.is_eof() { "eof" } else { "no-data-yet" };
+                    self.log.push(what);
+                    // Code after the call: the channel is still usable.
+                    assert!(!ctx.is_closed());
+                    return Ok(());
+                }
+                Ok(n) => self.got.borrow_mut().extend_from_slice(&buf[..n]),
+                Err(e) => {
+                    self.log.push(format!("recv-error:{:?}", e.kind()));
+                    return Ok(());
+                }
+            }
+        }
+        panic!("recv never returned 0");
+    }
+    fn handle_eof(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+        self.log.push("handle_eof");
+        ctx.request_close();
+        Ok(())
+    }
+    fn handle_error(&mut self, _: &mut Context<'_>, err: io::Error) -> io::Result<()> {
+        self.log.push(format!("handle_error:{:?}", err.kind()));
+        Err(err)
+    }
+    fn handle_close(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+        self.log.push("close");
+        ctx.close();
+        Ok(())
+    }
+}
+
+fn recv_would_block_is_no_data_yet(backend: Backend) {
+    let mut ev = EventLoop::with_backend(backend).unwrap();
+    let (mut ch, mut peer) = unix_channel();
+    // Outside any hook, before anything was sent.
+    let mut buf = [0u8; 16];
+    assert_eq!(ch.recv(&mut buf).unwrap(), 0);
+    assert!(
+        !ch.is_eof() && !ch.is_closed(),
+        "no data yet is not end of file"
+    );
+    let got: Rc<RefCell<Vec<u8>>> = Rc::default();
+    let log = Log::default();
+    let token = ev
+        .add(
+            ch,
+            Drainer {
+                got: got.clone(),
+                log: log.clone(),
+            },
+        )
+        .unwrap();
+
+    peer.write_all(b"hello").unwrap();
+    run_until(&mut ev, "the first read", |_| log.entries().len() == 1);
+    assert_eq!(log.entries(), ["no-data-yet"]);
+    assert_eq!(*got.borrow(), b"hello");
+    let ch = ev.channel_mut(token).unwrap();
+    assert!(!ch.is_eof());
+    assert_eq!(
+        ch.recv(&mut buf).unwrap(),
+        0,
+        "still nothing, outside a hook"
+    );
+    assert!(!ch.is_eof() && !ch.is_closed());
+
+    // The channel goes on reading.
+    peer.write_all(b" world").unwrap();
+    run_until(&mut ev, "the second read", |_| log.entries().len() == 2);
+    assert_eq!(*got.borrow(), b"hello world");
+
+    // End of file is the other 0.
+    drop(peer);
+    run_until(&mut ev, "the close", |ev| !ev.contains(token));
+    assert_eq!(
+        log.entries(),
+        ["no-data-yet", "no-data-yet", "eof", "handle_eof", "close"]
+    );
+}
+
+backend_tests!(recv_would_block_is_no_data_yet);
