@@ -1,0 +1,172 @@
+//! Failures are never silent: with no logger installed, a refused connect, a hook error
+//! and a hook panic each reach stderr as one line (a panic's line names its message, hook
+//! and channel); with a logger installed they go to it and nothing reaches stderr; and a
+//! closed stderr never turns a report into a panic.
+//!
+//! The logger is process-wide, so each case runs in a child process: this test binary
+//! re-run with `REPORTING_CHILD` set, which makes [`child_entry`] run the scenario.
+
+use std::io::{self, Write};
+use std::process::{Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use sockloop::{Backend, Channel, Context, Dispatcher, Domain, EventLoop, Type};
+
+const CHILD_ENV: &str = "REPORTING_CHILD";
+
+struct Refused;
+impl Dispatcher for Refused {}
+
+struct Failing;
+impl Dispatcher for Failing {
+    fn handle_read(&mut self, _: &mut Context<'_>) -> io::Result<()> {
+        Err(io::Error::other("hook failed on purpose"))
+    }
+}
+
+struct Panicking;
+impl Dispatcher for Panicking {
+    fn handle_read(&mut self, _: &mut Context<'_>) -> io::Result<()> {
+        panic!("kaboom on purpose")
+    }
+}
+
+/// The failures, on every backend: each channel ends with an error report.
+fn scenario() {
+    for backend in Backend::ALL {
+        let mut ev = EventLoop::with_backend(backend).unwrap();
+        let closed_port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap()
+        };
+        let mut refused = Channel::create_socket(Domain::IPV4, Type::STREAM).unwrap();
+        refused.connect(closed_port).unwrap();
+        ev.add(refused, Refused).unwrap();
+        let mut peers = Vec::new();
+        for failing in [true, false] {
+            let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+            b.write_all(b"x").unwrap();
+            peers.push(b);
+            let ch = Channel::from_socket(a).unwrap();
+            if failing {
+                ev.add(ch, Failing).unwrap();
+            } else {
+                ev.add(ch, Panicking).unwrap();
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !ev.is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "the failing channels never closed"
+            );
+            ev.poll_once(Some(Duration::from_millis(10))).unwrap();
+        }
+    }
+}
+
+/// Counts what a logger receives.
+struct Recorder(Mutex<Vec<String>>);
+
+impl log::Log for Recorder {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        self.0.lock().unwrap().push(record.args().to_string());
+    }
+    fn flush(&self) {}
+}
+
+static RECORDER: Recorder = Recorder(Mutex::new(Vec::new()));
+
+/// Not a test by itself: the entry point of the child processes below. It does nothing
+/// unless [`CHILD_ENV`] names a case.
+#[test]
+fn child_entry() {
+    let Ok(case) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    // Only sockloop's own report of the panic should show, not the default hook's.
+    std::panic::set_hook(Box::new(|_| {}));
+    if case == "logger" {
+        log::set_logger(&RECORDER).unwrap();
+        log::set_max_level(log::LevelFilter::Warn);
+    }
+    scenario();
+    if case == "logger" {
+        let records = RECORDER.0.lock().unwrap().clone();
+        println!("records: {}", records.len());
+        for r in records {
+            println!("record: {r}");
+        }
+    }
+}
+
+fn run_child(case: &str, stderr: Stdio) -> Output {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child_entry", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, case)
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "child {case} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn lines_with<'a>(text: &'a str, needle: &str) -> Vec<&'a str> {
+    text.lines().filter(|l| l.contains(needle)).collect()
+}
+
+#[test]
+fn without_a_logger_each_failure_is_one_stderr_line() {
+    let out = run_child("stderr", Stdio::piped());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let refused = lines_with(&err, "Connection refused");
+    assert_eq!(refused.len(), 3, "one line per backend:\n{err}");
+    assert!(refused
+        .iter()
+        .all(|l| l.starts_with("sockloop: error: uncaptured error, closing channel <Refused")));
+    let failed = lines_with(&err, "hook failed on purpose");
+    assert_eq!(failed.len(), 3, "{err}");
+    let panics = lines_with(&err, "kaboom on purpose");
+    assert_eq!(panics.len(), 3, "{err}");
+    assert!(
+        panics
+            .iter()
+            .all(|l| l.starts_with("sockloop: error: panic in handle_read on <Panicking ")),
+        "a panic names its hook and channel: {panics:?}"
+    );
+}
+
+#[test]
+fn with_a_logger_nothing_reaches_stderr() {
+    let out = run_child("logger", Stdio::piped());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        lines_with(&err, "sockloop").is_empty(),
+        "nothing printed twice: {err}"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        lines_with(&stdout, "record: ").len(),
+        9,
+        "the logger got every report: {stdout}"
+    );
+    assert_eq!(lines_with(&stdout, "kaboom on purpose").len(), 3);
+}
+
+#[test]
+fn a_closed_stderr_never_panics() {
+    let (reader, writer) = io::pipe().unwrap();
+    drop(reader);
+    // The child exits 0: every report's write failed with EPIPE and was ignored.
+    run_child("stderr", Stdio::from(writer));
+}
