@@ -7,7 +7,7 @@
 //! closes every client and prints `interrupted` after the summary (status 0 unless a byte
 //! was wrong).
 
-use std::io;
+use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -198,11 +198,14 @@ fn run(args: Args) -> io::Result<bool> {
 }
 
 fn main() -> ExitCode {
+    // Logging: `RUST_LOG=debug`, `RUST_LOG=sockloop=warn`, ...; default: info and above.
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     match parse_args().and_then(run) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
-            eprintln!("echo_client: {e}");
+            // Never a panic, even with stderr closed.
+            let _ = writeln!(io::stderr(), "echo_client: {e}");
             ExitCode::FAILURE
         }
     }

@@ -157,10 +157,13 @@ fn serve(args: Args) -> io::Result<()> {
 }
 
 fn main() -> ExitCode {
+    // Logging: `RUST_LOG=debug`, `RUST_LOG=sockloop=warn`, ...; default: info and above.
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     match parse_args().and_then(serve) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("echo_server: {e}");
+            // Never a panic, even with stderr closed.
+            let _ = writeln!(io::stderr(), "echo_server: {e}");
             ExitCode::FAILURE
         }
     }

@@ -191,7 +191,7 @@ impl Dispatcher for UdpEcho {
     fn handle_error(&mut self, ctx: &mut Context<'_>, err: io::Error) -> io::Result<()> {
         // One datagram failed (it is dropped); the socket itself is fine: keep serving.
         self.stats.errors += 1;
-        eprintln!("udp_echo: {} on {}", err, **ctx);
+        log::warn!("dropped a datagram on {}: {err}", **ctx);
         Ok(())
     }
 
@@ -272,10 +272,13 @@ fn serve(args: Args) -> io::Result<()> {
 }
 
 fn main() -> ExitCode {
+    // Logging: `RUST_LOG=debug`, `RUST_LOG=sockloop=warn`, ...; default: info and above.
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     match parse_args().and_then(serve) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("udp_echo: {e}");
+            // Never a panic, even with stderr closed.
+            let _ = writeln!(io::stderr(), "udp_echo: {e}");
             ExitCode::FAILURE
         }
     }
