@@ -640,8 +640,8 @@ impl Channel {
     ///
     /// Returns the bytes read. `0` means either "no data yet" (would block, a **fix**:
     /// asyncore raised) or end of file; [`is_eof`](Channel::is_eof) tells which. Once the
-    /// current hook returns, the loop runs `handle_eof` on end of file (default: close)
-    /// and `handle_close` on a disconnect error.
+    /// current hook returns, the loop runs `handle_eof` on end of file (default: send what
+    /// is queued, then close) and `handle_close` on a disconnect error.
     ///
     /// # Errors
     ///

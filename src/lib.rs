@@ -78,8 +78,12 @@
 //!   `handle_error` under select and to `handle_close` under poll; here disconnect errors
 //!   (`ECONNRESET`, `ENOTCONN`, `ESHUTDOWN`, `ECONNABORTED`, `EPIPE`, `EBADF`) always go to
 //!   `handle_close`.
-//! * **No data lost on hang-up.** With poll/epoll, a hang-up that arrives with input still
-//!   queued keeps delivering read events until end of file; the close follows the data.
+//! * **Nothing lost on hang-up, in either direction.** With poll/epoll, a hang-up that
+//!   arrives with input still queued keeps delivering read events while the hook reads,
+//!   until end of file; the close follows the data (a hook that reads nothing gets the
+//!   write event and the close, as on select: no busy loop). At end of file, the default
+//!   [`Dispatcher::handle_eof`] sends what is still queued, producers included, then
+//!   closes: asyncore dropped it, truncating replies to clients that half-close.
 //! * **No stale events** (bpo-30931): channels are keyed by generation-tagged tokens, not
 //!   fd numbers.
 //! * **`handle_close` at most once** (CPython calls it twice on EOF + `POLLHUP`), and the
@@ -91,11 +95,18 @@
 //! * **Connected before `handle_connect`**, so a `push` inside it goes out; output queued
 //!   before the connect completes is sent after it, never dropped on `ENOTCONN`.
 //! * **`recv` that would block returns 0** ("no data yet"), not an error; end of file is
-//!   told apart by [`Channel::is_eof`] and leads to [`Dispatcher::handle_eof`] (default:
-//!   `handle_close`), after which the channel is no longer watched for input.
+//!   told apart by [`Channel::is_eof`] and leads to [`Dispatcher::handle_eof`] on every
+//!   backend, pipes included, after which the channel is no longer watched for input.
 //! * **Errors and panics in `readable()`, `writable()` and `handle_error` stay inside the
-//!   loop**: that channel is closed and the event logged; other channels go on. Panics in
-//!   hooks are caught by default ([`EventLoop::set_catch_panics`]).
+//!   loop**: that channel is closed through its one `handle_close` (see
+//!   [`Dispatcher`]'s "Cleanup") and the event reported with the panic's message, the hook
+//!   and the channel; other channels go on. Panics in hooks are caught by default
+//!   ([`EventLoop::set_catch_panics`]).
+//! * **Failures are never silent**: see "Logging" below.
+//! * **[`EventLoop::run`] returns once no channel and no timer is left**, however the last
+//!   channel closed (also a close asked from a timer, signal handler, [`Remote`] call or
+//!   another channel's hook). Durations too large for the clock mean "never", not a
+//!   panic.
 //! * **Sub-millisecond timeouts round up**, never to a busy zero; `EINTR` is retried with
 //!   the remaining time.
 //! * **Real addresses**: [`Channel::local_addr`] asks the OS (after binding port 0, the
@@ -144,6 +155,15 @@
 //! * **UDP**: [`Channel::recv_from`] / [`Channel::send_to`]; an empty datagram is data.
 //! * **Multi-core**: [`LoopGroup`] runs N loops on N threads, each with its own listener on
 //!   one port (`SO_REUSEPORT`), built by one dispatcher factory.
+//!
+//! # Logging
+//!
+//! Errors and panics the loop handles, the accept back-off and (if enabled with
+//! [`EventLoop::set_log_warnings`]) asyncore's "unhandled ... event" warnings go through the
+//! `log` crate when a logger is installed (its filters decide). When none is (the `log`
+//! crate's maximum level is `Off`), warnings and errors are written to stderr instead, one
+//! line each (`sockloop: error: ...`), so they are never silent; nothing is written twice,
+//! and a failed write to stderr is ignored, never a panic.
 //!
 //! # Platform
 //!
