@@ -271,6 +271,11 @@ fn propagates(backend: Backend, fault: Fault) {
         !s.ev.contains(s.bomb),
         "the channel that panicked is closed"
     );
+    assert_eq!(
+        s.log.count("bomb:close"),
+        1,
+        "a propagating panic still gives the channel its one cleanup call"
+    );
     let mut rest = Vec::new();
     run_until(&mut s.ev, "the bomb's peer saw end of file", |_| {
         read_available(&mut s.bomb_peer, &mut rest)
