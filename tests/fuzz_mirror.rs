@@ -218,7 +218,7 @@ fn smtp_seeds() -> Vec<(&'static str, SmtpProgram)> {
                 chunks: vec![1, 2, 3],
                 ..smtp(
                     b"HELO me\r\nMAIL FROM:<>\r\nRCPT TO:<b@x>\r\nDATA\r\n..\r\n...\r\n.hidden\r\n\
-                      . x\r\n\r\n.\r\r\n\xff\x00 8-bit\r\nlast.\r\n.\r\n",
+                      . x\r\n\r\n\xff\x00 8-bit\r\nlast.\r\n.\r\n",
                 )
             },
         ),

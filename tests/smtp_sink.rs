@@ -1,10 +1,10 @@
-//! The SMTP sink example (`examples/smtp_sink.rs`): its state machine driven by a scripted
+//! The SMTP sink example (`examples/smtp_sink/session.rs`): its state machine driven by a scripted
 //! transport (no socket), real clients over loopback on every backend, and Python's
 //! smtplib over concurrent connections (ignored by default: needs python3).
 
 mod util;
 
-#[path = "../examples/smtp_sink.rs"]
+#[path = "../examples/smtp_sink/session.rs"]
 #[allow(dead_code)]
 mod smtp_sink;
 
@@ -28,19 +28,32 @@ fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// The stored messages, sorted; fails on leftover temporary files.
+/// The messages delivered to the Maildir at `dir` (from `new/`), sorted; fails on files
+/// left in `tmp/`, anything in `cur/`, or a file readable by others.
 fn stored(dir: &Path) -> Vec<Vec<u8>> {
-    let mut files: Vec<Vec<u8>> = std::fs::read_dir(dir)
+    use std::os::unix::fs::PermissionsExt;
+    for sub in ["tmp", "cur"] {
+        let left: Vec<_> = std::fs::read_dir(dir.join(sub)).unwrap().collect();
+        assert!(left.is_empty(), "files left in {sub}/: {left:?}");
+    }
+    let mut files: Vec<Vec<u8>> = std::fs::read_dir(dir.join("new"))
         .unwrap()
         .map(|e| {
             let path = e.unwrap().path();
-            let name = path.file_name().unwrap().to_string_lossy().to_string();
-            assert!(
-                name.ends_with(".eml") && !name.starts_with('.'),
-                "stray file {name}"
-            );
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{} has mode {mode:o}", path.display());
             std::fs::read(&path).unwrap()
         })
+        .collect();
+    files.sort();
+    files
+}
+
+/// The files in a plain directory, sorted.
+fn flat(dir: &Path) -> Vec<Vec<u8>> {
+    let mut files: Vec<Vec<u8>> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| std::fs::read(e.unwrap().path()).unwrap())
         .collect();
     files.sort();
     files
@@ -464,7 +477,7 @@ fn python_smtplib(backend: Backend) {
         "{script} failed on {backend:?} ({status})"
     );
     run_until(&mut ev, "every session closed", |ev| ev.len() == 1);
-    let expected = stored(&expectdir);
+    let expected = flat(&expectdir);
     assert_eq!(expected.len(), 12, "the script's expectations");
     let got = stored(&maildir);
     assert_eq!(got.len(), expected.len(), "number of stored messages");
