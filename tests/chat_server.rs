@@ -1,6 +1,7 @@
 //! The chat room example (`examples/chat_server/room.rs`), run in-process on every backend and
 //! driven by several blocking socket clients on threads.
 
+mod example_proc;
 mod util;
 
 #[path = "../examples/chat_server/room.rs"]
@@ -13,6 +14,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use chat_server::Config;
+use example_proc::Server;
 use sockloop::{Backend, Domain, EventLoop, Socket, Type};
 use util::run_until;
 
@@ -90,7 +92,11 @@ fn nick_who_say_quit(backend: Backend) {
         a.send("/nick alice");
         assert_eq!(a.recv(), "ok");
         for other in [&mut b, &mut c] {
-            assert_eq!(other.recv(), "* guest1 is now alice", "renames are announced");
+            assert_eq!(
+                other.recv(),
+                "* guest1 is now alice",
+                "renames are announced"
+            );
         }
         b.writer.write_all(b"/nick bob\r\n").unwrap();
         assert_eq!(b.recv(), "ok");
@@ -208,3 +214,221 @@ backend_tests!(
     long_line_is_refused_and_closed,
     stalled_reader_is_cut_and_readers_get_everything
 );
+
+// ---- The binary, black-box ----------------------------------------------------------------
+
+fn start_chat(extra: &[&str]) -> Server {
+    let mut args = vec!["--addr", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    Server::start("chat_server", &args)
+}
+
+/// Text is neutralised, blank lines are ignored, nicks are ASCII and compared folded,
+/// renames are announced.
+#[test]
+fn spoofing_is_neutralised() {
+    let server = start_chat(&[]);
+    let mut a = Client::connect(server.addr);
+    let mut b = Client::connect(server.addr);
+    a.writer
+        .write_all(b"a\x1b[31mred\x07\x00\xff\xe2\x80\xaeevil\tx\r\r\n")
+        .unwrap();
+    assert_eq!(
+        b.recv(),
+        "<guest1> a\u{FFFD}[31mred\u{FFFD}\u{FFFD}\u{FFFD}\u{FFFD}evil x\u{FFFD}"
+    );
+    for blank in ["   ", " \t ", "\u{200b}", "\u{202e}"] {
+        a.send(blank);
+    }
+    a.send("marker");
+    assert_eq!(b.recv(), "<guest1> marker", "blank lines are not relayed");
+    a.send("/nick alice");
+    assert_eq!(a.recv(), "ok");
+    assert_eq!(b.recv(), "* guest1 is now alice");
+    for spoof in [
+        "alice\u{200b}",
+        "\u{202e}ecila",
+        "al\u{0456}ce",
+        "1alice",
+        "a b",
+    ] {
+        b.send(&format!("/nick {spoof}"));
+        assert!(b.recv().starts_with("error: usage"), "{spoof:?} accepted");
+    }
+    for lookalike in ["ALICE", "a1ice", "AL1CE", "alIce"] {
+        b.send(&format!("/nick {lookalike}"));
+        assert_eq!(b.recv(), format!("error: {lookalike} is taken"));
+    }
+    a.send("/nick Alice");
+    assert_eq!(a.recv(), "ok", "one's own name in another case");
+    assert_eq!(b.recv(), "* alice is now Alice");
+    b.send("/who");
+    assert_eq!(b.recv(), "users: Alice guest2");
+}
+
+/// `/who` replies beyond the client's credit are refused until it refills.
+#[test]
+fn who_is_rate_limited_per_client() {
+    let server = start_chat(&["--who-rate", "100"]);
+    let mut spammer = Client::connect(server.addr);
+    let mut other = Client::connect(server.addr);
+    spammer
+        .writer
+        .write_all("/who\n".repeat(200).as_bytes())
+        .unwrap();
+    let (mut served, mut refused) = (0, 0);
+    for _ in 0..200 {
+        let line = spammer.recv();
+        if line.starts_with("users: ") {
+            served += 1;
+        } else {
+            assert!(
+                line.starts_with("error: /who is rate-limited, retry in "),
+                "{line}"
+            );
+            refused += 1;
+        }
+    }
+    // 400 bytes of credit, 22 bytes per reply: at most 19 served (a little refill).
+    assert!((1..=30).contains(&served), "{served} served");
+    assert_eq!(served + refused, 200);
+    other.send("/nick other");
+    assert_eq!(other.recv(), "ok");
+}
+
+/// Idle means nothing either way: a member that only receives is kept; once the room is
+/// silent, members are cut after the idle timeout, not before.
+#[test]
+fn listening_member_is_not_idle() {
+    let server = start_chat(&["--idle-timeout", "1"]);
+    let mut talker = Client::connect(server.addr);
+    let mut listener = Client::connect(server.addr);
+    for i in 0..12 {
+        talker.send(&format!("line {i}"));
+        assert_eq!(listener.recv(), format!("<guest1> line {i}"));
+        std::thread::sleep(Duration::from_millis(250)); // pacing: 3 s in all
+    }
+    let silent_since = std::time::Instant::now();
+    assert_eq!(listener.drain_to_eof(), 0);
+    assert!(
+        silent_since.elapsed() >= Duration::from_millis(900),
+        "cut after {:?}",
+        silent_since.elapsed()
+    );
+    assert_eq!(talker.drain_to_eof(), 0);
+}
+
+/// A reader at `rate` bytes per second (None: as fast as it can), with a small buffer.
+fn paced_reader(
+    addr: SocketAddr,
+    rate: Option<usize>,
+    lines: usize,
+    from: &'static str,
+) -> JoinHandle<Client> {
+    let sock = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    sock.set_recv_buffer_size(8192).unwrap();
+    sock.connect(&addr.into()).unwrap();
+    let mut c = Client::from_stream(sock.into());
+    std::thread::spawn(move || {
+        let start = std::time::Instant::now();
+        let mut bytes = 0;
+        for i in 0..lines {
+            let line = c.recv();
+            assert!(
+                line.starts_with(&format!("<{from}> {i:05} ")),
+                "line {i}: {line:.40}"
+            );
+            bytes += line.len() + 1;
+            if let Some(rate) = rate {
+                let due = Duration::from_secs_f64(bytes as f64 / rate as f64);
+                if let Some(ahead) = due.checked_sub(start.elapsed()) {
+                    std::thread::sleep(ahead); // pacing, not an oracle
+                }
+            }
+        }
+        c
+    })
+}
+
+/// A flooding talker is slowed to the pace of the slowest reader: readers at several
+/// speeds all get every line, and none is cut (the stall cut is
+/// `stalled_reader_is_cut_and_readers_get_everything`).
+fn flood_is_throttled_not_cut(backend: Backend) {
+    const LINES: usize = 20_000;
+    let server = start_chat(&[
+        "--backend",
+        backend.name(),
+        "--max-queue",
+        "65536",
+        "--stall-timeout",
+        "1",
+    ]);
+    let mut flooder = Client::connect(server.addr);
+    let readers: Vec<_> = [None, Some(5_000_000), Some(2_000_000)]
+        .into_iter()
+        .map(|rate| paced_reader(server.addr, rate, LINES, "guest1"))
+        .collect();
+    let filler = "f".repeat(94);
+    let mut all = String::new();
+    for i in 0..LINES {
+        all.push_str(&format!("{i:05} {filler}\n"));
+    }
+    flooder.writer.write_all(all.as_bytes()).unwrap();
+    // Kept open until the /who.
+    let _readers: Vec<Client> = readers.into_iter().map(|r| r.join().unwrap()).collect();
+    flooder.send("/who");
+    assert_eq!(flooder.recv(), "users: guest1 guest2 guest3 guest4");
+}
+
+/// One write of 32,768 one-byte lines to 50 members: every member gets every line, in
+/// order; another client is answered meanwhile; SIGTERM still exits 0.
+#[test]
+fn fan_out_of_one_big_write() {
+    const MEMBERS: usize = 50;
+    const LINES: usize = 32_768;
+    let server = start_chat(&[]);
+    let mut talker = Client::connect(server.addr);
+    let mut other = Client::connect(server.addr);
+    let members: Vec<_> = (0..MEMBERS)
+        .map(|_| {
+            let mut c = Client::connect(server.addr);
+            std::thread::spawn(move || {
+                let mut renamed = false;
+                let mut i = 0;
+                while i < LINES {
+                    let line = c.recv();
+                    if line == "* guest2 is now other" && !renamed {
+                        renamed = true; // in the middle of the burst, once
+                        continue;
+                    }
+                    let letter = (b'a' + (i % 26) as u8) as char;
+                    assert_eq!(line, format!("<guest1> {letter}"));
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    let burst: String = (0..LINES)
+        .map(|i| format!("{}\n", (b'a' + (i % 26) as u8) as char))
+        .collect();
+    talker.writer.write_all(burst.as_bytes()).unwrap();
+    other.send("/nick other");
+    loop {
+        let line = other.recv();
+        if line == "ok" {
+            break;
+        }
+        assert!(line.starts_with("<guest1> "), "{line}");
+    }
+    for m in members {
+        m.join().unwrap();
+    }
+    server.signal(rustix::process::Signal::TERM);
+    let mut server = server;
+    assert!(server.wait_exit(Duration::from_secs(5)).success());
+}
+
+mod flood {
+    use super::*;
+    backend_tests!(flood_is_throttled_not_cut);
+}
