@@ -29,8 +29,9 @@
 //! disconnected. So a member's queue stays under `max_queue` + one turn.
 //!
 //! **`/who` costs credit**: each client may take `who_rate` bytes per second of `/who`
-//! replies (a burst of 4 seconds' worth); beyond that `/who` is answered `error: /who is
-//! rate-limited, retry in N ms`.
+//! replies (a burst of 4 seconds' worth). Beyond that its `/who` waits, and so does the
+//! rest of what it sent (it is not read meanwhile), until the credit is there: a spammer
+//! is slowed down, not answered with error lines that would cost as much.
 //!
 //! **Idle** means: nothing received from the member and nothing sent to it (no line, no
 //! reply) for `idle_timeout`. A member that only listens in an active room is not idle; a
@@ -262,6 +263,7 @@ impl Dispatcher for Listener {
             closing: false,
             who_credit: 4.0 * config.who_rate as f64,
             who_stamp: Instant::now(),
+            who_wait: false,
         });
         chat.set_terminator(Terminator::Bytes(b"\n".to_vec()))?;
         // One more byte for the `\r` that may end a line.
@@ -293,6 +295,8 @@ pub struct Client {
     closing: bool,
     who_credit: f64,
     who_stamp: Instant,
+    /// Out of `/who` credit: nothing is served until a timer clears it.
+    who_wait: bool,
 }
 
 impl ChatHandler for Client {
@@ -369,7 +373,7 @@ impl Client {
                     break;
                 }
             }
-            if budget == 0 {
+            if budget == 0 || self.who_wait {
                 break; // writable() asks for another turn next iteration
             }
             let line = match self.backlog.pop_front() {
@@ -393,7 +397,10 @@ impl Client {
             }
             let command = line.trim_ascii();
             if command == b"/who" {
-                self.who(ctx)?;
+                if !self.who(ctx)? {
+                    self.backlog.push_front(Item::Line(line));
+                    break;
+                }
             } else if command == b"/quit" {
                 self.closing = true;
                 ctx.push(b"bye\n")?;
@@ -408,16 +415,24 @@ impl Client {
         Ok(())
     }
 
-    fn who(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+    /// Answers `/who`, or, without credit, puts it back and pauses this client until the
+    /// credit is there (it is not read meanwhile): false then.
+    fn who(&mut self, ctx: &mut Context<'_>) -> io::Result<bool> {
         let rate = self.room.borrow().config.who_rate as f64;
         let now = Instant::now();
         let refill = now.duration_since(self.who_stamp).as_secs_f64() * rate;
         self.who_credit = (self.who_credit + refill).min(4.0 * rate);
         self.who_stamp = now;
         if self.who_credit < 0.0 {
-            let wait = (-self.who_credit / rate * 1000.0).ceil();
-            return ctx
-                .push(format!("error: /who is rate-limited, retry in {wait} ms\n").as_bytes());
+            self.who_wait = true;
+            let me = ctx.token();
+            let wait = Duration::from_secs_f64(-self.who_credit / rate);
+            ctx.call_later(wait, move |lp: &mut EventLoop| {
+                if let Some(conn) = lp.dispatcher_mut::<Conn>(me) {
+                    conn.chat.handler_mut().who_wait = false; // re-asks its predicates
+                }
+            });
+            return Ok(false);
         }
         let reply = {
             let room = self.room.borrow();
@@ -425,7 +440,8 @@ impl Client {
             format!("users: {}\n", names.join(" "))
         };
         self.who_credit -= reply.len() as f64;
-        ctx.push_vec(reply.into_bytes())
+        ctx.push_vec(reply.into_bytes())?;
+        Ok(true)
     }
 
     fn nick(&mut self, ctx: &mut Context<'_>, name: &[u8], budget: &mut usize) -> io::Result<()> {
@@ -560,8 +576,10 @@ impl Dispatcher for Conn {
 
     /// Also for another turn, when lines wait and the room can take them.
     fn writable(&self, channel: &Channel) -> bool {
+        let client = self.chat.handler();
         self.chat.writable(channel)
-            || (!self.chat.handler().backlog.is_empty()
+            || (!client.backlog.is_empty()
+                && !client.who_wait
                 && self.room().borrow().congested.is_empty())
     }
 
