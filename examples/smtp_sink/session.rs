@@ -28,7 +28,7 @@
 //!
 //! **Storage runs off the loop thread** ([`Storage::Writer`]): a writer thread takes the
 //! messages in order, writes a batch, syncs `new/` once for the batch (a group commit), and
-//! sends the results back to the loop through a [`Remote`]. Meanwhile the session goes on
+//! sends the results back to the loop through a `Remote`. Meanwhile the session goes on
 //! parsing (pipelining), but its replies keep their order: every reply after a message
 //! waits for that message's `250`. While a session has more than [`MAX_IN_FLIGHT_BYTES`]
 //! of messages or [`MAX_DEFERRED`] replies waiting, it is not read from. The scripted tests
