@@ -754,6 +754,9 @@ impl Gen {
             // Other clients' chatter, before a talker is ready or to a churn client.
             return true;
         }
+        if line.starts_with(b"* ") {
+            return true; // another client's rename (`* OLD is now NEW`)
+        }
         match (c.role, c.step) {
             (_, 0) if line.starts_with(b"welcome") => {
                 c.step = 1;
