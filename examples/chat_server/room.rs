@@ -612,7 +612,10 @@ impl Dispatcher for Conn {
         self.chat.handle_expt(ctx)
     }
 
+    /// Serves what is left of the backlog (as far as the room allows now), then the chat
+    /// layer's end of file.
     fn handle_eof(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+        self.chat.handler_mut().pump(ctx)?;
         self.chat.handle_eof(ctx)
     }
 

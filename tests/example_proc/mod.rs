@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rustix::process::{kill_process, Pid, Signal};
@@ -37,16 +38,18 @@ pub struct Server {
     /// Where it listens.
     pub addr: SocketAddr,
     stderr: Arc<Mutex<String>>,
+    stderr_reader: Option<JoinHandle<()>>,
 }
 
 impl Server {
     /// Starts example `name` with `args` and waits for its `listening on` line.
     pub fn start(name: &str, args: &[&str]) -> Server {
-        let (child, stderr, line) = Server::spawn(name, args);
+        let (child, stderr, stderr_reader, line) = Server::spawn(name, args);
         let mut server = Server {
             child,
             addr: "0.0.0.0:0".parse().unwrap(),
             stderr,
+            stderr_reader: Some(stderr_reader),
         };
         let line = line.unwrap_or_else(|| {
             let status = server.wait_exit(Duration::from_secs(5));
@@ -63,18 +66,24 @@ impl Server {
 
     /// Runs example `name` expecting it to fail before listening: its status and stderr.
     pub fn fail(name: &str, args: &[&str]) -> (ExitStatus, String) {
-        let (child, stderr, line) = Server::spawn(name, args);
+        let (child, stderr, stderr_reader, line) = Server::spawn(name, args);
         let mut server = Server {
             child,
             addr: "0.0.0.0:0".parse().unwrap(),
             stderr,
+            stderr_reader: None,
         };
         assert!(line.is_none(), "{name} started: {line:?}");
         let status = server.wait_exit(Duration::from_secs(5));
+        stderr_reader.join().unwrap(); // to its end of file: all of it
         (status, server.stderr())
     }
 
-    fn spawn(name: &str, args: &[&str]) -> (Child, Arc<Mutex<String>>, Option<String>) {
+    #[allow(clippy::type_complexity)]
+    fn spawn(
+        name: &str,
+        args: &[&str],
+    ) -> (Child, Arc<Mutex<String>>, JoinHandle<()>, Option<String>) {
         let mut child = Command::new(example(name))
             .args(args)
             .stdout(Stdio::piped())
@@ -84,7 +93,7 @@ impl Server {
         let mut err = child.stderr.take().unwrap();
         let stderr = Arc::new(Mutex::new(String::new()));
         let collected = Arc::clone(&stderr);
-        std::thread::spawn(move || {
+        let stderr_reader = std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
             while let Ok(n @ 1..) = err.read(&mut buf) {
                 collected
@@ -96,7 +105,7 @@ impl Server {
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
         let got = stdout.read_line(&mut line).unwrap_or(0) > 0;
-        (child, stderr, got.then_some(line))
+        (child, stderr, stderr_reader, got.then_some(line))
     }
 
     /// The process id.
@@ -107,6 +116,19 @@ impl Server {
     /// What it wrote to stderr so far.
     pub fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits until its stderr contains `text`; fails the test after `within`.
+    pub fn wait_stderr(&self, text: &str, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            let log = self.stderr();
+            if log.contains(text) {
+                return log;
+            }
+            assert!(Instant::now() < deadline, "no {text:?} on stderr: {log}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// Sends `signal`.
