@@ -106,9 +106,20 @@ pub struct Room {
     waiting: Vec<Token>,
 }
 
-type Shared = Rc<RefCell<Room>>;
+/// The room, shared by its channels and its sweep timer.
+pub type Shared = Rc<RefCell<Room>>;
 
 impl Room {
+    /// The members' channels, in joining order.
+    pub fn tokens(&self) -> Vec<Token> {
+        self.members.iter().map(|m| m.token).collect()
+    }
+
+    /// True while a member has more than `max_queue` unsent (talkers wait).
+    pub fn is_congested(&self) -> bool {
+        !self.congested.is_empty()
+    }
+
     fn member(&mut self, token: Token) -> Option<&mut Seat> {
         self.members.iter_mut().find(|m| m.token == token)
     }
@@ -152,6 +163,7 @@ impl Room {
     /// the room is clear now.
     fn uncongest_if(&mut self, token: Token, cond: bool) -> Vec<Token> {
         if cond && self.congested.remove(&token) && self.congested.is_empty() {
+            log::debug!("the room is clear: {} talker(s) resume", self.waiting.len());
             std::mem::take(&mut self.waiting)
         } else {
             Vec::new()
@@ -549,8 +561,8 @@ impl Client {
                     m.drained = now;
                 }
             }
-            if pending > max_queue {
-                room.congested.insert(target);
+            if pending > max_queue && room.congested.insert(target) {
+                log::debug!("{target:?} has {pending} bytes unsent: talkers wait");
             }
         }
         room.active(me, now);
@@ -643,6 +655,19 @@ pub fn listen(
     addr: SocketAddr,
     config: Config,
 ) -> io::Result<SocketAddr> {
+    listen_room(event_loop, addr, config).map(|(bound, _)| bound)
+}
+
+/// [`listen`], also returning the room (for tests that look inside).
+///
+/// # Errors
+///
+/// As [`listen`].
+pub fn listen_room(
+    event_loop: &mut EventLoop,
+    addr: SocketAddr,
+    config: Config,
+) -> io::Result<(SocketAddr, Shared)> {
     let listener = Channel::tcp_listener(addr, 1024)
         .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
     let bound = listener.local_inet_addr()?;
@@ -672,6 +697,6 @@ pub fn listen(
             }
         });
     }
-    event_loop.add(listener, Listener { room })?;
-    Ok(bound)
+    event_loop.add(listener, Listener { room: room.clone() })?;
+    Ok((bound, room))
 }

@@ -44,7 +44,12 @@ pub struct Server {
 impl Server {
     /// Starts example `name` with `args` and waits for its `listening on` line.
     pub fn start(name: &str, args: &[&str]) -> Server {
-        let (child, stderr, stderr_reader, line) = Server::spawn(name, args);
+        Server::start_logging(name, args, "info")
+    }
+
+    /// [`start`](Server::start) with `RUST_LOG` set to `log`.
+    pub fn start_logging(name: &str, args: &[&str], log: &str) -> Server {
+        let (child, stderr, stderr_reader, line) = Server::spawn(name, args, log);
         let mut server = Server {
             child,
             addr: "0.0.0.0:0".parse().unwrap(),
@@ -66,7 +71,7 @@ impl Server {
 
     /// Runs example `name` expecting it to fail before listening: its status and stderr.
     pub fn fail(name: &str, args: &[&str]) -> (ExitStatus, String) {
-        let (child, stderr, stderr_reader, line) = Server::spawn(name, args);
+        let (child, stderr, stderr_reader, line) = Server::spawn(name, args, "info");
         let mut server = Server {
             child,
             addr: "0.0.0.0:0".parse().unwrap(),
@@ -83,9 +88,11 @@ impl Server {
     fn spawn(
         name: &str,
         args: &[&str],
+        log: &str,
     ) -> (Child, Arc<Mutex<String>>, JoinHandle<()>, Option<String>) {
         let mut child = Command::new(example(name))
             .args(args)
+            .env("RUST_LOG", log)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
