@@ -335,6 +335,19 @@ fn spoofing_is_neutralised() {
     assert_eq!(b.recv(), "users: Alice guest2");
 }
 
+/// Lines sent just before end of file are relayed.
+#[test]
+fn lines_before_end_of_file_are_relayed() {
+    let server = start_chat(&[]);
+    let mut a = Client::connect(server.addr);
+    let mut b = Client::connect(server.addr);
+    a.writer.write_all(b"one\ntwo\n").unwrap();
+    a.writer.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(b.recv(), "<guest1> one");
+    assert_eq!(b.recv(), "<guest1> two");
+    assert_eq!(a.drain_to_eof(), 0, "then the server closes");
+}
+
 /// `/who` replies beyond the client's credit wait for it: all are answered, the later
 /// ones paced by `--who-rate`, and other clients are served meanwhile.
 #[test]

@@ -580,6 +580,32 @@ fn pipelined_messages_are_acknowledged_in_order_once_stored() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A client that pipelines, sends QUIT and half-closes gets every reply, in order, then
+/// end of file: the session stays open for the replies still waiting for storage.
+#[test]
+fn half_close_after_pipelining_gets_every_reply() {
+    let dir = sink_dir("halfclose");
+    let server = start_sink(&dir, &[]);
+    let mut c = Client::connect(server.addr);
+    c.cmd("HELO me", 250);
+    let mut burst = pipelined(200, "Subject: h\r\n\r\nbody");
+    burst.extend_from_slice(b"QUIT\r\n");
+    c.send(&burst);
+    c.writer.shutdown(std::net::Shutdown::Write).unwrap();
+    let names = queued_names(&mut c, 200);
+    assert_eq!(c.reply(), 221);
+    let mut rest = String::new();
+    assert_eq!(
+        c.reader.read_line(&mut rest).unwrap(),
+        0,
+        "then end of file: {rest:?}"
+    );
+    for name in &names {
+        assert!(dir.join("new").join(name).exists(), "{name}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Item 9: after kill -9 in the middle of deliveries, a restart cleans tmp/ and every
 /// acknowledged message is in new/.
 #[test]
