@@ -430,7 +430,7 @@ impl Client {
     /// Answers `/who`, or, without credit, puts it back and pauses this client until the
     /// credit is there (it is not read meanwhile): false then.
     fn who(&mut self, ctx: &mut Context<'_>) -> io::Result<bool> {
-        let rate = self.room.borrow().config.who_rate as f64;
+        let rate = self.room.borrow().config.who_rate.max(1) as f64;
         let now = Instant::now();
         let refill = now.duration_since(self.who_stamp).as_secs_f64() * rate;
         self.who_credit = (self.who_credit + refill).min(4.0 * rate);
