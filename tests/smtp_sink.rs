@@ -488,6 +488,21 @@ fn python_smtplib(backend: Backend) {
     let expected = flat(&expectdir);
     assert_eq!(expected.len(), 12, "the script's expectations");
     let got = stored(&maildir);
+    // A mail reader opens the folder: Python's own Maildir reader counts the messages.
+    let count = Command::new(&python)
+        .args([
+            "-c",
+            "import mailbox, sys; print(len(mailbox.Maildir(sys.argv[1], create=False)))",
+        ])
+        .arg(&maildir)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&count.stdout).trim(),
+        got.len().to_string(),
+        "mailbox.Maildir: {}",
+        String::from_utf8_lossy(&count.stderr)
+    );
     assert_eq!(got.len(), expected.len(), "number of stored messages");
     for (g, e) in got.iter().zip(&expected) {
         assert!(
