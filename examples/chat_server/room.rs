@@ -41,12 +41,20 @@
 use std::cell::RefCell;
 use std::collections::{HashSet, VecDeque};
 use std::io;
-use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use sockloop::chat::{AsyncChat, ChatContext, ChatHandler, Terminator};
-use sockloop::{Channel, Context, Dispatcher, EventLoop, SockAddr, Socket, Timeout, Token};
+use sockloop::{Channel, Context, Dispatcher, EventLoop, SockAddr, Socket, Token};
+
+#[path = "conn.rs"]
+mod conn;
+#[path = "text.rs"]
+mod text;
+
+#[allow(unused_imports)] // the tests use listen_room
+pub use conn::{listen, listen_room, Conn};
+pub use text::{is_valid_nick, nick_key, sanitize};
 
 /// The most fan-out bytes (line bytes × recipients) one talker's turn relays.
 pub const TURN_BUDGET: usize = 4 << 20;
@@ -195,57 +203,6 @@ impl Room {
         }
         out
     }
-}
-
-/// The comparison form of a nick: case, `0`/`o`, `1`/`l`/`i` and `-`/`_` folded.
-pub fn nick_key(nick: &str) -> String {
-    nick.chars()
-        .map(|c| match c.to_ascii_lowercase() {
-            '0' => 'o',
-            '1' | 'i' => 'l',
-            '-' => '_',
-            c => c,
-        })
-        .collect()
-}
-
-/// True for a valid nick: 1 to 32 of `[A-Za-z0-9_-]`, starting with a letter.
-pub fn is_valid_nick(nick: &[u8]) -> bool {
-    (1..=32).contains(&nick.len())
-        && nick[0].is_ascii_alphabetic()
-        && nick
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
-/// Characters that reorder or hide text on a terminal.
-fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
-}
-
-/// Characters that show nothing.
-fn is_invisible(c: char) -> bool {
-    matches!(
-        c,
-        '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}' | '\u{00AD}'
-    ) || is_bidi_control(c)
-}
-
-/// The text to relay for `line`, neutralised; `None` if it shows nothing.
-pub fn sanitize(line: &[u8]) -> Option<String> {
-    let text = String::from_utf8_lossy(line);
-    if text.chars().all(|c| c.is_whitespace() || is_invisible(c)) {
-        return None;
-    }
-    Some(
-        text.chars()
-            .map(|c| match c {
-                '\t' => ' ',
-                c if c.is_control() || is_bidi_control(c) => '\u{FFFD}',
-                c => c,
-            })
-            .collect(),
-    )
 }
 
 /// The listening channel: every accepted connection joins the room.
@@ -567,136 +524,4 @@ impl Client {
         }
         room.active(me, now);
     }
-}
-
-/// A member's channel: the chat layer plus the room's flow control.
-pub struct Conn {
-    chat: AsyncChat<Client>,
-}
-
-impl Conn {
-    fn room(&self) -> &Shared {
-        &self.chat.handler().room
-    }
-}
-
-impl Dispatcher for Conn {
-    /// Not while lines of its last read wait for their turn.
-    fn readable(&self, channel: &Channel) -> bool {
-        self.chat.readable(channel) && self.chat.handler().backlog.is_empty()
-    }
-
-    /// Also for another turn, when lines wait and the room can take them.
-    fn writable(&self, channel: &Channel) -> bool {
-        let client = self.chat.handler();
-        self.chat.writable(channel)
-            || (!client.backlog.is_empty()
-                && !client.who_wait
-                && self.room().borrow().congested.is_empty())
-    }
-
-    fn handle_read(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
-        let me = ctx.token();
-        self.room().borrow_mut().active(me, Instant::now());
-        self.chat.handle_read(ctx)?;
-        self.chat.handler_mut().pump(ctx)
-    }
-
-    fn handle_write(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
-        let before = ctx.pending_output();
-        self.chat.handle_write(ctx)?;
-        let after = ctx.pending_output();
-        if after < before {
-            let me = ctx.token();
-            let wake = self.room().borrow_mut().drained(me, after, Instant::now());
-            for t in wake {
-                ctx.touch(t);
-            }
-        }
-        self.chat.handler_mut().pump(ctx)
-    }
-
-    fn handle_connect(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
-        self.chat.handle_connect(ctx)
-    }
-
-    fn handle_expt(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
-        self.chat.handle_expt(ctx)
-    }
-
-    /// Serves what is left of the backlog (as far as the room allows now), then the chat
-    /// layer's end of file.
-    fn handle_eof(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
-        self.chat.handler_mut().pump(ctx)?;
-        self.chat.handle_eof(ctx)
-    }
-
-    fn handle_timeout(&mut self, ctx: &mut Context<'_>, which: Timeout) -> io::Result<()> {
-        self.chat.handle_timeout(ctx, which)
-    }
-
-    fn handle_close(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
-        self.chat.handle_close(ctx)
-    }
-
-    fn handle_error(&mut self, ctx: &mut Context<'_>, err: io::Error) -> io::Result<()> {
-        self.chat.handle_error(ctx, err)
-    }
-}
-
-/// Opens the room on `addr` in `event_loop`, with a timer that disconnects stalled and
-/// idle members; returns the address it is listening on.
-///
-/// # Errors
-///
-/// If it cannot listen on `addr` (the error names it).
-pub fn listen(
-    event_loop: &mut EventLoop,
-    addr: SocketAddr,
-    config: Config,
-) -> io::Result<SocketAddr> {
-    listen_room(event_loop, addr, config).map(|(bound, _)| bound)
-}
-
-/// [`listen`], also returning the room (for tests that look inside).
-///
-/// # Errors
-///
-/// As [`listen`].
-pub fn listen_room(
-    event_loop: &mut EventLoop,
-    addr: SocketAddr,
-    config: Config,
-) -> io::Result<(SocketAddr, Shared)> {
-    let listener = Channel::tcp_listener(addr, 1024)
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
-    let bound = listener.local_inet_addr()?;
-    let room = Rc::new(RefCell::new(Room {
-        config,
-        members: Vec::new(),
-        guests: 0,
-        congested: HashSet::new(),
-        waiting: Vec::new(),
-    }));
-    let shortest = [config.idle_timeout, config.stall_timeout]
-        .into_iter()
-        .flatten()
-        .min();
-    if let Some(shortest) = shortest {
-        let period = (shortest / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
-        let room = room.clone();
-        event_loop.call_every(period, move |lp: &mut EventLoop| {
-            let overdue = room.borrow().overdue(Instant::now(), |t| {
-                lp.channel(t).map_or(0, Channel::pending_output)
-            });
-            for (token, why) in overdue {
-                log::info!("disconnecting: {why}");
-                if let Some(ch) = lp.channel_mut(token) {
-                    ch.request_close();
-                }
-            }
-        });
-    }
-    event_loop.add(listener, Listener { room: room.clone() })?;
-    Ok((bound, room))
 }
