@@ -15,7 +15,7 @@
 //!   over the run with at most `--churn-concurrency` open at once: connect, one verified
 //!   echo of 1..=2048 bytes, close.
 //!
-//! `--mode chat` (against `examples/chat_server.rs`):
+//! `--mode chat` (against `examples/chat_server/`):
 //! * `--slow N` slow-loris clients (default 1000): after the welcome line each sends one
 //!   byte per second (letters only, never a line terminator) and reads and discards
 //!   everything it is sent. Disconnects by the server are counted, not errors.
