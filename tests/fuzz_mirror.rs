@@ -223,7 +223,7 @@ fn smtp_seeds() -> Vec<(&'static str, SmtpProgram)> {
                 chunks: vec![1, 2, 3],
                 ..smtp(
                     b"HELO me\r\nMAIL FROM:<>\r\nRCPT TO:<b@x>\r\nDATA\r\n..\r\n...\r\n.hidden\r\n\
-                      . x\r\n\r\n.\r\r\n\xff\x00 8-bit\r\nlast.\r\n.\r\n",
+                      . x\r\n\r\n\xff\x00 8-bit\r\nlast.\r\n.\r\n",
                 )
             },
         ),
@@ -515,6 +515,25 @@ fn regression_limit_zero_switch_in_hook_livelock() {
 /// characters (and U+FFFD for invalid UTF-8) as they are, so the reply text held bytes
 /// over 126: not an RFC 5321 reply (textstring is HT and printable US-ASCII; UTF-8 needs
 /// SMTPUTF8, which the sink does not offer). Now the verb is escaped as ASCII.
+/// A case proptest found while bare CR/LF handling changed (it was committed as a
+/// proptest-regressions entry): a bare LF line inside DATA, then a command-looking line.
+/// The session must refuse the message (550) and stay consistent with the checks.
+#[test]
+fn regression_smtp_bare_lf_line_in_data() {
+    let p = SmtpProgram {
+        max_size: 33_554_432,
+        ..smtp(b"HELO me\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n\nHELO me\r\n.\r\n")
+    };
+    check_smtp_session(&p.encode()).unwrap();
+    let out = smtp_run(&p, &[&p.data]);
+    verify_smtp(&p, &out).unwrap();
+    let text = String::from_utf8(out.output).unwrap();
+    assert!(
+        text.lines().any(|l| l.starts_with("550")),
+        "the message with a bare LF is refused: {text}"
+    );
+}
+
 #[test]
 fn regression_smtp_unknown_verb_reply_is_ascii() {
     let p = SmtpProgram {

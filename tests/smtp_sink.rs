@@ -1,10 +1,11 @@
-//! The SMTP sink example (`examples/smtp_sink.rs`): its state machine driven by a scripted
+//! The SMTP sink example (`examples/smtp_sink/session.rs`): its state machine driven by a scripted
 //! transport (no socket), real clients over loopback on every backend, and Python's
 //! smtplib over concurrent connections (ignored by default: needs python3).
 
+mod example_proc;
 mod util;
 
-#[path = "../examples/smtp_sink.rs"]
+#[path = "../examples/smtp_sink/session.rs"]
 #[allow(dead_code)]
 mod smtp_sink;
 
@@ -15,6 +16,8 @@ use std::process::Command;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use example_proc::Server;
+use rustix::process::Signal;
 use smtp_sink::{Config, Session};
 use sockloop::chat::Scripted;
 use sockloop::{Backend, EventLoop};
@@ -28,19 +31,32 @@ fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// The stored messages, sorted; fails on leftover temporary files.
+/// The messages delivered to the Maildir at `dir` (from `new/`), sorted; fails on files
+/// left in `tmp/`, anything in `cur/`, or a file readable by others.
 fn stored(dir: &Path) -> Vec<Vec<u8>> {
-    let mut files: Vec<Vec<u8>> = std::fs::read_dir(dir)
+    use std::os::unix::fs::PermissionsExt;
+    for sub in ["tmp", "cur"] {
+        let left: Vec<_> = std::fs::read_dir(dir.join(sub)).unwrap().collect();
+        assert!(left.is_empty(), "files left in {sub}/: {left:?}");
+    }
+    let mut files: Vec<Vec<u8>> = std::fs::read_dir(dir.join("new"))
         .unwrap()
         .map(|e| {
             let path = e.unwrap().path();
-            let name = path.file_name().unwrap().to_string_lossy().to_string();
-            assert!(
-                name.ends_with(".eml") && !name.starts_with('.'),
-                "stray file {name}"
-            );
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{} has mode {mode:o}", path.display());
             std::fs::read(&path).unwrap()
         })
+        .collect();
+    files.sort();
+    files
+}
+
+/// The files in a plain directory, sorted.
+fn flat(dir: &Path) -> Vec<Vec<u8>> {
+    let mut files: Vec<Vec<u8>> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| std::fs::read(e.unwrap().path()).unwrap())
         .collect();
     files.sort();
     files
@@ -342,6 +358,11 @@ impl Client {
     }
 
     fn reply(&mut self) -> u16 {
+        self.reply_line()[..3].parse().unwrap()
+    }
+
+    /// The last line of the next reply, without CRLF.
+    fn reply_line(&mut self) -> String {
         loop {
             let mut line = String::new();
             assert!(
@@ -349,7 +370,7 @@ impl Client {
                 "unexpected end of file"
             );
             if line.as_bytes()[3] == b' ' {
-                return line[..3].parse().unwrap();
+                return line.trim_end().to_string();
             }
         }
     }
@@ -464,9 +485,24 @@ fn python_smtplib(backend: Backend) {
         "{script} failed on {backend:?} ({status})"
     );
     run_until(&mut ev, "every session closed", |ev| ev.len() == 1);
-    let expected = stored(&expectdir);
+    let expected = flat(&expectdir);
     assert_eq!(expected.len(), 12, "the script's expectations");
     let got = stored(&maildir);
+    // A mail reader opens the folder: Python's own Maildir reader counts the messages.
+    let count = Command::new(&python)
+        .args([
+            "-c",
+            "import mailbox, sys; print(len(mailbox.Maildir(sys.argv[1], create=False)))",
+        ])
+        .arg(&maildir)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&count.stdout).trim(),
+        got.len().to_string(),
+        "mailbox.Maildir: {}",
+        String::from_utf8_lossy(&count.stderr)
+    );
     assert_eq!(got.len(), expected.len(), "number of stored messages");
     for (g, e) in got.iter().zip(&expected) {
         assert!(
@@ -485,4 +521,249 @@ fn python_smtplib_all_backends() {
     for backend in Backend::ALL {
         python_smtplib(backend);
     }
+}
+
+// ---- The binary, black-box ----------------------------------------------------------------
+
+/// A fresh directory for a black-box test (the sink makes it a Maildir).
+fn sink_dir(name: &str) -> PathBuf {
+    let dir = temp_dir(name);
+    std::fs::remove_dir(&dir).unwrap();
+    dir
+}
+
+fn start_sink(maildir: &Path, extra: &[&str]) -> Server {
+    let mut args = vec![
+        "--addr",
+        "127.0.0.1:0",
+        "--maildir",
+        maildir.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    Server::start("smtp_sink", &args)
+}
+
+/// `n` pipelined messages (no reading in between), each `body`.
+fn pipelined(n: usize, body: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        out.extend_from_slice(
+            format!("MAIL FROM:<p{i}@x>\r\nRCPT TO:<q@y>\r\nDATA\r\n{body}\r\n.\r\n").as_bytes(),
+        );
+    }
+    out
+}
+
+/// Reads the replies to [`pipelined`]: the names queued, in order.
+fn queued_names(c: &mut Client, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            for code in [250, 250, 354] {
+                assert_eq!(c.reply(), code, "message {i}");
+            }
+            let line = c.reply_line();
+            line.strip_prefix("250 OK: queued as ")
+                .unwrap_or_else(|| panic!("message {i}: {line}"))
+                .to_string()
+        })
+        .collect()
+}
+
+/// Item 8: 1,500 pipelined messages get 1,500 `250`s in order, each for a file already in
+/// `new/`; another session is answered meanwhile; a later NOOP comes after them.
+#[test]
+fn pipelined_messages_are_acknowledged_in_order_once_stored() {
+    let dir = sink_dir("pipelined");
+    let server = start_sink(&dir, &[]);
+    let mut a = Client::connect(server.addr);
+    let mut b = Client::connect(server.addr);
+    a.cmd("EHLO a", 250);
+    let mut burst = pipelined(1500, "Subject: p\r\n\r\nbody");
+    burst.extend_from_slice(b"NOOP\r\n");
+    a.send(&burst);
+    b.cmd("NOOP", 250);
+    let names = queued_names(&mut a, 1500);
+    assert_eq!(a.reply(), 250, "the NOOP after the messages");
+    for name in &names {
+        assert!(
+            dir.join("new").join(name).exists(),
+            "{name} acknowledged, not in new/"
+        );
+    }
+    a.cmd("QUIT", 221);
+    assert_eq!(stored(&dir).len(), 1500);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A client that pipelines, sends QUIT and half-closes gets every reply, in order, then
+/// end of file: the session stays open for the replies still waiting for storage.
+#[test]
+fn half_close_after_pipelining_gets_every_reply() {
+    let dir = sink_dir("halfclose");
+    let server = start_sink(&dir, &[]);
+    let mut c = Client::connect(server.addr);
+    c.cmd("HELO me", 250);
+    let mut burst = pipelined(200, "Subject: h\r\n\r\nbody");
+    burst.extend_from_slice(b"QUIT\r\n");
+    c.send(&burst);
+    c.writer.shutdown(std::net::Shutdown::Write).unwrap();
+    let names = queued_names(&mut c, 200);
+    assert_eq!(c.reply(), 221);
+    let mut rest = String::new();
+    assert_eq!(
+        c.reader.read_line(&mut rest).unwrap(),
+        0,
+        "then end of file: {rest:?}"
+    );
+    for name in &names {
+        assert!(dir.join("new").join(name).exists(), "{name}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Item 9: after kill -9 in the middle of deliveries, a restart cleans tmp/ and every
+/// acknowledged message is in new/.
+#[test]
+fn kill_mid_delivery_loses_nothing_acknowledged_and_restart_cleans_tmp() {
+    let dir = sink_dir("kill9");
+    let server = start_sink(&dir, &[]);
+    let mut c = Client::connect(server.addr);
+    c.cmd("HELO me", 250);
+    let body = format!("Subject: k\r\n\r\n{}", "x".repeat(20_000));
+    c.send(&pipelined(300, &body));
+    let acked = queued_names(&mut c, 20);
+    server.signal(Signal::KILL);
+    drop(server);
+    // A leftover of a writer that is gone (a pid that does not exist, our host's naming):
+    // removed at start, as any such file in tmp/.
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let dead = (1u32 << 22) - 7;
+    assert!(!Path::new(&format!("/proc/{dead}")).exists());
+    let stale = format!("1.M1P{dead}Q0.{}", host.trim());
+    std::fs::write(dir.join("tmp").join(&stale), b"half").unwrap();
+    let foreign = "1.M1P1Q0.another-host";
+    std::fs::write(dir.join("tmp").join(foreign), b"someone else's").unwrap();
+    let server = start_sink(&dir, &[]);
+    let left: Vec<_> = std::fs::read_dir(dir.join("tmp"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(left, [foreign], "tmp/ after the restart");
+    for name in &acked {
+        assert!(
+            dir.join("new").join(name).exists(),
+            "{name} acknowledged, then lost"
+        );
+    }
+    let mut c = Client::connect(server.addr);
+    c.cmd("QUIT", 221);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Item 7: under RLIMIT_FSIZE a message over the limit is `552`, nothing is left in tmp/,
+/// the error names the file, and the server goes on.
+#[test]
+fn file_size_limit_is_552_and_the_server_goes_on() {
+    use rustix::process::{prlimit, Pid, Resource, Rlimit};
+    let dir = sink_dir("fsize");
+    let mut server = start_sink(&dir, &[]);
+    let limit = Rlimit {
+        current: Some(64 * 1024),
+        maximum: None,
+    };
+    let pid = Pid::from_raw(server.pid() as i32).unwrap();
+    prlimit(Some(pid), Resource::Fsize, limit).unwrap();
+    let mut c = Client::connect(server.addr);
+    let mut other = Client::connect(server.addr);
+    c.cmd("HELO me", 250);
+    c.cmd("MAIL FROM:<a@x>", 250);
+    c.cmd("RCPT TO:<b@y>", 250);
+    c.cmd("DATA", 354);
+    c.send(format!("Subject: big\r\n\r\n{}\r\n.\r\n", "y".repeat(200_000)).as_bytes());
+    assert_eq!(c.reply(), 552);
+    other.cmd("NOOP", 250);
+    c.cmd("MAIL FROM:<a@x>", 250);
+    c.cmd("RCPT TO:<b@y>", 250);
+    c.cmd("DATA", 354);
+    c.send(b"Subject: small\r\n\r\nfits\r\n.\r\n");
+    assert_eq!(c.reply(), 250);
+    c.cmd("QUIT", 221);
+    assert!(server.is_running());
+    assert_eq!(
+        stored(&dir).len(),
+        1,
+        "only the small message, and nothing in tmp/"
+    );
+    // The error names the file.
+    server.wait_stderr(
+        &dir.join("tmp").display().to_string(),
+        Duration::from_secs(5),
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Item 11: a maildir that cannot be created fails at start, naming the path.
+#[test]
+fn unusable_maildir_fails_at_start_naming_the_path() {
+    let dir = temp_dir("unusable");
+    let file = dir.join("a-file");
+    std::fs::write(&file, b"not a directory").unwrap();
+    let maildir = file.join("maildir");
+    let (status, stderr) = Server::fail(
+        "smtp_sink",
+        &[
+            "--addr",
+            "127.0.0.1:0",
+            "--maildir",
+            maildir.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&maildir.display().to_string()),
+        "the error names the path: {stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Item 10: a bare CR or LF anywhere in DATA refuses the message with `550` (nothing is
+/// stored, so no `<LF>.<LF>` reaches a file); the session goes on. In a command: `500`.
+#[test]
+fn bare_cr_or_lf_is_refused() {
+    let dir = temp_dir("bare");
+    let mut s = session(&dir, 1000);
+    assert_eq!(codes(&mut s, b"HELO me\r\n"), [250]);
+    for body in [
+        &b"smuggled\n.\nMAIL FROM:<evil@x>\r\n"[..],
+        b"a\rb\r\n",
+        b"line\nmore\r\n",
+        b"\r.\r\r\n",
+        b".\n\r\n",
+    ] {
+        let mut input = b"MAIL FROM:<a@x>\r\nRCPT TO:<b@x>\r\nDATA\r\n".to_vec();
+        input.extend_from_slice(body);
+        input.extend_from_slice(b".\r\n");
+        // Whole and byte by byte: the same verdict wherever the reads split.
+        assert_eq!(codes(&mut s, &input), [250, 250, 354, 550], "{body:?}");
+        for b in &input {
+            s.feed(std::slice::from_ref(b)).unwrap();
+        }
+        let out = String::from_utf8(s.take_output()).unwrap();
+        assert!(
+            out.ends_with(
+                "\r\n550 5.5.2 Error: bare CR or LF in message data (RFC 5321 2.3.8)\r\n"
+            ),
+            "{out}"
+        );
+    }
+    assert_eq!(codes(&mut s, b"NOOP\nQUIT\r\nNOOP x\ry\r\n"), [500, 500]);
+    assert!(stored(&dir).is_empty());
+    assert_eq!(
+        codes(
+            &mut s,
+            b"MAIL FROM:<a@x>\r\nRCPT TO:<b@x>\r\nDATA\r\nok\r\n.\r\n"
+        ),
+        [250, 250, 354, 250]
+    );
+    assert_eq!(stored(&dir), [file("a@x", "b@x", b"ok\r\n")]);
 }

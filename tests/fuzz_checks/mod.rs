@@ -17,11 +17,12 @@
 //!   down; record limits hold and over-long records are `InvalidData` errors at exactly
 //!   `max` bytes; what is left buffered is a proper prefix of the terminator; and the
 //!   whole-buffer, fuzz-chunked and byte-by-byte runs agree.
-//! * [`check_smtp_session`]: `examples/smtp_sink.rs`'s `Session`. Checked: every reply is a
+//! * [`check_smtp_session`]: `examples/smtp_sink/session.rs`'s `Session`. Checked: every reply is a
 //!   well-formed RFC 5321 reply (3 digits, `-`/space, ASCII text, CRLF); one reply per
-//!   command line, `500 Error: line too long` exactly for lines over 510 bytes; memory stays
-//!   bounded; each stored message equals the dot-unstuffed DATA, a message over the size
-//!   limit is `552`; and the chunkings agree.
+//!   command line, `500 Error: line too long` exactly for lines over 510 bytes, `500` for a
+//!   command with a bare CR or LF; memory stays bounded; each stored message equals the
+//!   dot-unstuffed DATA, a message with a bare CR or LF is `550` and a message over the
+//!   size limit `552`; nothing is left in `tmp/`; and the chunkings agree.
 
 #![allow(dead_code)] // the fuzz targets and the mirror test each use a part
 
@@ -33,7 +34,7 @@ use std::rc::Rc;
 
 use sockloop::chat::{AsyncChat, ChatContext, ChatHandler, Scripted, Terminator};
 
-#[path = "../../examples/smtp_sink.rs"]
+#[path = "../../examples/smtp_sink/session.rs"]
 #[allow(dead_code)]
 pub mod smtp_sink;
 
@@ -989,7 +990,7 @@ pub fn smtp_run(p: &SmtpProgram, chunks: &[&[u8]]) -> SmtpOutcome {
     for line in output.split(|&b| b == b'\n') {
         if let Some(id) = line.strip_prefix(QUEUED.as_bytes()) {
             let id = String::from_utf8_lossy(id.strip_suffix(b"\r").unwrap_or(id)).to_string();
-            let name = format!("{id}.eml");
+            let name = format!("new/{id}");
             match std::fs::read(dir.join(&name)) {
                 Ok(file) => stored.push(file),
                 Err(e) => violations.push(format!("queued as {id}, but no {name}: {e}")),
@@ -997,11 +998,15 @@ pub fn smtp_run(p: &SmtpProgram, chunks: &[&[u8]]) -> SmtpOutcome {
             files.insert(name);
         }
     }
-    for entry in std::fs::read_dir(&dir).expect("read scratch dir") {
-        let name = entry.expect("dir entry").file_name();
-        let name = name.to_string_lossy();
-        if !files.contains(name.as_ref()) {
-            violations.push(format!("stray file {name} in the maildir"));
+    for sub in ["tmp", "new", "cur"] {
+        for entry in std::fs::read_dir(dir.join(sub)).expect("read scratch dir") {
+            let name = format!(
+                "{sub}/{}",
+                entry.expect("dir entry").file_name().to_string_lossy()
+            );
+            if !files.contains(&name) {
+                violations.push(format!("stray file {name} in the maildir"));
+            }
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -1109,6 +1114,7 @@ pub fn verify_smtp(p: &SmtpProgram, out: &SmtpOutcome) -> Result<(), String> {
     let mut stored = out.stored.iter();
     let mut data_phase = false;
     let mut body: Vec<u8> = Vec::new();
+    let mut bare = false;
     let mut quit = false;
     let mut rest = &p.data[..];
     while let Some(end) = find(rest, b"\r\n") {
@@ -1119,6 +1125,13 @@ pub fn verify_smtp(p: &SmtpProgram, out: &SmtpOutcome) -> Result<(), String> {
             if line == b"." {
                 data_phase = false;
                 let r = next("the end of DATA")?;
+                if bare {
+                    // RFC 5321 2.3.8: a CR or LF outside a CRLF refuses the message.
+                    if r.code != 550 {
+                        return Err(format!("message with a bare CR or LF: reply {}", r.code));
+                    }
+                    continue;
+                }
                 if body.len() > p.max_size {
                     if r.code != 552 {
                         return Err(format!(
@@ -1155,6 +1168,7 @@ pub fn verify_smtp(p: &SmtpProgram, out: &SmtpOutcome) -> Result<(), String> {
                 }
                 body.clear();
             } else {
+                bare |= line.iter().any(|&b| b == b'\r' || b == b'\n');
                 body.extend_from_slice(line.strip_prefix(b".").unwrap_or(line));
                 body.extend_from_slice(b"\r\n");
             }
@@ -1170,6 +1184,12 @@ pub fn verify_smtp(p: &SmtpProgram, out: &SmtpOutcome) -> Result<(), String> {
             ));
         }
         if too_long {
+            continue;
+        }
+        if line.iter().any(|&b| b == b'\r' || b == b'\n') {
+            if r.code != 500 {
+                return Err(format!("command with a bare CR or LF answered {}", r.code));
+            }
             continue;
         }
         let (verb, arg) = match line.iter().position(|&b| b == b' ') {
@@ -1189,6 +1209,7 @@ pub fn verify_smtp(p: &SmtpProgram, out: &SmtpOutcome) -> Result<(), String> {
             354 if verb == b"DATA" && arg.is_empty() => {
                 data_phase = true;
                 body.clear();
+                bare = false;
             }
             221 if verb == b"QUIT" && arg.is_empty() => {
                 quit = true;

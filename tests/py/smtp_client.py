@@ -1,4 +1,4 @@
-"""Drive examples/smtp_sink.rs with Python's smtplib, over concurrent connections.
+"""Drive examples/smtp_sink/ with Python's smtplib, over concurrent connections.
 
 Usage: smtp_client.py HOST PORT EXPECTDIR MAX_SIZE
 

@@ -15,7 +15,7 @@
 //!   over the run with at most `--churn-concurrency` open at once: connect, one verified
 //!   echo of 1..=2048 bytes, close.
 //!
-//! `--mode chat` (against `examples/chat_server.rs`):
+//! `--mode chat` (against `examples/chat_server/`):
 //! * `--slow N` slow-loris clients (default 1000): after the welcome line each sends one
 //!   byte per second (letters only, never a line terminator) and reads and discards
 //!   everything it is sent. Disconnects by the server are counted, not errors.
@@ -753,6 +753,9 @@ impl Gen {
             }
             // Other clients' chatter, before a talker is ready or to a churn client.
             return true;
+        }
+        if line.starts_with(b"* ") {
+            return true; // another client's rename (`* OLD is now NEW`)
         }
         match (c.role, c.step) {
             (_, 0) if line.starts_with(b"welcome") => {

@@ -1,41 +1,58 @@
-//! An SMTP sink on sockloop's chat layer: the job CPython's `smtpd.SMTPServer` did.
-//!
-//! Run: `cargo run --release --example smtp_sink -- --addr 127.0.0.1:2525 --maildir DIR`
-//! Options: `--addr HOST:PORT` (default 127.0.0.1:2525; port 0 picks a free one),
-//! `--maildir DIR` (required; created if missing), `--max-size BYTES` (default 33554432,
-//! 32 MiB), `--hostname NAME` (default `localhost`), `--idle-timeout SECS` (default 300,
-//! RFC 5321's minimum server timeout; 0 = none), `--backend select|poll|epoll`
-//! (default epoll). When ready it prints `listening on <addr>` with the real address.
-//! Try it with `python3 -c 'import smtplib; smtplib.SMTP("127.0.0.1", 2525).sendmail("a@x", ["b@y"], b"Subject: hi\r\n\r\nhello\r\n")'`.
+//! The SMTP sink's protocol session, its listener and its storage, without the
+//! command-line program (`main.rs`): the tests and the fuzz target include this file (and,
+//! through it, `maildir.rs`).
 //!
 //! RFC 5321, minus relaying: `220` greeting; `HELO`/`EHLO` (EHLO advertises `SIZE` and
 //! `8BITMIME`); `MAIL FROM:<addr>` (with `SIZE=` and `BODY=` after EHLO); `RCPT TO:<addr>`
 //! (several); `DATA` up to a line holding a single `.`, with dot-unstuffing; `RSET`, `NOOP`,
-//! `VRFY` (`252`), `HELP`, `QUIT`. Errors: `500` unknown command or command line over 512
-//! bytes (CRLF included), `501` syntax, `503` bad sequence, `552` over `--max-size`
-//! (declared with `SIZE=`, or counted while receiving: the body is dropped as soon as it
-//! is over, so memory stays bounded), `555` unknown parameters.
+//! `VRFY` (`252`), `HELP`, `QUIT`. Errors: `500` unknown command, command line over 512
+//! bytes (CRLF included) or holding a bare CR or LF; `501` syntax; `503` bad sequence;
+//! `552` over `--max-size` (declared with `SIZE=`, or counted while receiving: the body is
+//! dropped as soon as it is over, so memory stays bounded); `555` unknown parameters.
 //!
-//! Each accepted message is written atomically (a temporary `.<id>.tmp`, then a rename) as
-//! `DIR/<id>.eml`, `<id>` = seconds.nanoseconds.pid.counter: first `X-Mail-From: <addr>`
-//! and `X-Rcpt-To: <addr>, <addr>` (addresses without angle brackets; the null sender is
-//! empty), then the message exactly as received after unstuffing, every line ending in
-//! CRLF. A rejected or aborted message (RSET, disconnect during DATA, too large) writes
-//! nothing.
+//! **Bare CR and LF are refused** (RFC 5321 2.3.8; Postfix's `smtpd_forbid_bare_newline`):
+//! a CR or LF that is not part of a CRLF inside DATA makes the whole message `550 5.5.2`
+//! at its end (the body is dropped at once, nothing is stored); the session goes on. So
+//! every stored line ends in CRLF and a stored file cannot carry `<LF>.<LF>` or
+//! `<CR>.<CR>` to smuggle a second message past the next MTA that re-injects it.
 //!
-//! SIGINT or SIGTERM closes every connection and exits with status 0.
+//! Each accepted message is delivered into a Maildir ([`maildir`]): `DIR/tmp/NAME`, fsync,
+//! rename to `DIR/new/NAME`, fsync of `new/`; mode 0600. The file holds `X-Mail-From:
+//! <addr>` and `X-Rcpt-To: <addr>, <addr>` (addresses without angle brackets; the null
+//! sender is empty), then the message exactly as received after unstuffing. `250 OK:
+//! queued as NAME` is sent only once the message is durable. A rejected or aborted message
+//! (RSET, disconnect during DATA, too large, bare CR/LF, a storage error) leaves nothing.
+//! Storage errors are answered `552` (the file size limit, `RLIMIT_FSIZE`: the program
+//! ignores `SIGXFSZ`, so the write fails with `EFBIG`), `452` (disk or quota full) or `451`
+//! (anything else), and logged with the path.
+//!
+//! **Storage runs off the loop thread** ([`Storage::Writer`]): a writer thread takes the
+//! messages in order, writes a batch, syncs `new/` once for the batch (a group commit), and
+//! sends the results back to the loop through a `Remote`. Meanwhile the session goes on
+//! parsing (pipelining), but its replies keep their order: every reply after a message
+//! waits for that message's `250`. While a session has more than [`MAX_IN_FLIGHT_BYTES`]
+//! of messages or [`MAX_DEFERRED`] replies waiting, it is not read from. The scripted tests
+//! and the fuzz target use [`Storage::Inline`] (same code, on the calling thread).
 
-use std::fs;
-use std::io::{self, Write};
-use std::net::SocketAddr;
+use std::collections::VecDeque;
+use std::io;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use sockloop::chat::{AsyncChat, ChatContext, ChatHandler, Terminator};
-use sockloop::{Backend, Channel, Context, Dispatcher, EventLoop, SockAddr, Socket};
+
+#[path = "maildir.rs"]
+pub mod maildir;
+#[path = "server.rs"]
+mod server;
+#[path = "writer.rs"]
+pub mod writer;
+
+pub use maildir::{Maildir, Message};
+#[allow(unused_imports)] // the fuzz checks use only the session
+pub use server::listen;
+pub use writer::{Job, Storage, Writer};
 
 /// The longest command line, CRLF included (RFC 5321 4.5.3.1.4).
 pub const MAX_COMMAND_LINE: usize = 512;
@@ -43,10 +60,16 @@ pub const MAX_COMMAND_LINE: usize = 512;
 /// The most recipients per message (RFC 5321 4.5.3.1.8 asks for at least 100).
 pub const MAX_RECIPIENTS: usize = 1000;
 
+/// A session with more message bytes than this waiting for storage is not read from.
+pub const MAX_IN_FLIGHT_BYTES: usize = 4 << 20;
+
+/// A session with more replies than this waiting behind a message is not read from.
+pub const MAX_DEFERRED: usize = 4096;
+
 /// The sink's settings.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// Where messages are stored.
+    /// The Maildir messages are delivered into.
     pub maildir: PathBuf,
     /// The largest message accepted, in bytes, after unstuffing, CRLFs included.
     pub max_size: usize,
@@ -69,6 +92,16 @@ impl Config {
     }
 }
 
+/// A reply waiting for the messages before it to be stored.
+#[derive(Debug)]
+enum Deferred {
+    Reply(Vec<u8>),
+    /// A message with the writer: its sequence number and size.
+    Message(u64, usize),
+    /// `close_when_done` once everything before is sent.
+    Close,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
     Command,
@@ -78,6 +111,7 @@ enum Phase {
 /// One SMTP session: the protocol state machine, as a [`ChatHandler`].
 pub struct Session {
     config: Rc<Config>,
+    storage: Rc<Storage>,
     phase: Phase,
     /// The command line being received (at most 510 bytes: the limit is the scanner's).
     line: Vec<u8>,
@@ -87,10 +121,20 @@ pub struct Session {
     rcpts: Vec<Vec<u8>>,
     body: Vec<u8>,
     too_big: bool,
+    /// DATA: a bare CR or LF was seen; the message will be refused.
+    bare: bool,
     /// DATA: nothing of the current line has arrived yet.
     line_start: bool,
     /// DATA: the current line is so far exactly ".".
     dot_only: bool,
+    /// QUIT was received: later input is dropped.
+    quit: bool,
+    /// End of file from the client while replies were deferred: close after them.
+    eof: bool,
+    /// Replies in order, from the first message still with the writer.
+    deferred: VecDeque<Deferred>,
+    next_seq: u64,
+    in_flight_bytes: usize,
 }
 
 type Reply = Vec<u8>;
@@ -102,11 +146,31 @@ fn reply(text: &str) -> Reply {
 const SYNTAX_MAIL: &str = "501 Syntax: MAIL FROM:<address>";
 const SYNTAX_RCPT: &str = "501 Syntax: RCPT TO:<address>";
 
+/// The reply to a delivery's result (errors are logged: they name the path).
+fn stored_reply(result: io::Result<String>) -> Reply {
+    match result {
+        Ok(name) => reply(&format!("250 OK: queued as {name}")),
+        Err(e) => {
+            log::error!("could not store a message: {e}");
+            match e.kind() {
+                io::ErrorKind::FileTooLarge => {
+                    reply("552 Error: message exceeds the file size limit")
+                }
+                io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => {
+                    reply("452 Error: insufficient system storage")
+                }
+                _ => reply("451 Error: local error in processing"),
+            }
+        }
+    }
+}
+
 impl Session {
-    /// A fresh session.
-    pub fn new(config: Rc<Config>) -> Session {
+    /// A fresh session delivering to `storage`.
+    pub fn new(config: Rc<Config>, storage: Rc<Storage>) -> Session {
         Session {
             config,
+            storage,
             phase: Phase::Command,
             line: Vec::new(),
             greeted: false,
@@ -115,14 +179,35 @@ impl Session {
             rcpts: Vec::new(),
             body: Vec::new(),
             too_big: false,
+            bare: false,
             line_start: true,
             dot_only: false,
+            quit: false,
+            eof: false,
+            deferred: VecDeque::new(),
+            next_seq: 0,
+            in_flight_bytes: 0,
         }
     }
 
-    /// The session on a chat channel: CRLF terminator, command line limit.
+    /// The session on a chat channel (CRLF terminator, command line limit), storing
+    /// inline into `config.maildir` (opened, created if needed): for scripted use.
+    ///
+    /// # Errors
+    ///
+    /// If the Maildir cannot be opened (the error names the path).
     pub fn chat(config: Rc<Config>) -> io::Result<AsyncChat<Session>> {
-        let mut chat = AsyncChat::new(Session::new(config));
+        let (maildir, _) = Maildir::open(&config.maildir)?;
+        Session::chat_with(config, Rc::new(Storage::Inline(maildir)))
+    }
+
+    /// The session on a chat channel, delivering to `storage`.
+    ///
+    /// # Errors
+    ///
+    /// None in practice (the terminator is valid).
+    pub fn chat_with(config: Rc<Config>, storage: Rc<Storage>) -> io::Result<AsyncChat<Session>> {
+        let mut chat = AsyncChat::new(Session::new(config, storage));
         chat.set_terminator(Terminator::Bytes(b"\r\n".to_vec()))?;
         chat.set_max_record(Some(MAX_COMMAND_LINE - 2));
         Ok(chat)
@@ -136,9 +221,20 @@ impl Session {
         ))
     }
 
-    /// Bytes of message data held in memory now (bounded by `max_size`).
+    /// Bytes of message data held in memory now (bounded by `max_size`), not counting
+    /// messages with the writer ([`in_flight`](Session::in_flight)).
     pub fn buffered(&self) -> usize {
         self.body.capacity()
+    }
+
+    /// Bytes of messages handed to the writer and not yet answered.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight_bytes
+    }
+
+    /// True while the session should not be read from: too much is waiting for storage.
+    pub fn is_backlogged(&self) -> bool {
+        self.in_flight_bytes > MAX_IN_FLIGHT_BYTES || self.deferred.len() > MAX_DEFERRED
     }
 
     fn reset(&mut self) {
@@ -146,9 +242,54 @@ impl Session {
         self.rcpts = Vec::new();
         self.body = Vec::new();
         self.too_big = false;
+        self.bare = false;
+    }
+
+    /// Sends `answer` now, or after the messages still being stored.
+    fn send(&mut self, ctx: &mut ChatContext<'_, '_>, answer: Reply) -> io::Result<()> {
+        if self.deferred.is_empty() {
+            ctx.push_vec(answer)
+        } else {
+            self.deferred.push_back(Deferred::Reply(answer));
+            Ok(())
+        }
+    }
+
+    /// A message `seq` was stored (or not): returns the replies now in order to send, and
+    /// whether to close after them.
+    pub fn stored(&mut self, seq: u64, result: io::Result<String>) -> (Vec<u8>, bool) {
+        let answer = stored_reply(result);
+        for d in &mut self.deferred {
+            if let Deferred::Message(s, size) = *d {
+                if s == seq {
+                    self.in_flight_bytes -= size;
+                    *d = Deferred::Reply(answer);
+                    break;
+                }
+            }
+        }
+        let mut out = Vec::new();
+        while let Some(front) = self.deferred.front() {
+            match front {
+                Deferred::Message(..) => return (out, false),
+                Deferred::Close => {
+                    self.deferred.clear();
+                    return (out, true);
+                }
+                Deferred::Reply(_) => {
+                    if let Some(Deferred::Reply(r)) = self.deferred.pop_front() {
+                        out.extend_from_slice(&r);
+                    }
+                }
+            }
+        }
+        (out, self.eof)
     }
 
     fn command(&mut self, ctx: &mut ChatContext<'_, '_>, line: &[u8]) -> io::Result<()> {
+        if line.iter().any(|&b| b == b'\r' || b == b'\n') {
+            return self.send(ctx, reply("500 Error: bare CR or LF in command"));
+        }
         let (verb, arg) = match line.iter().position(|&b| b == b' ') {
             Some(i) => (&line[..i], line[i + 1..].trim_ascii()),
             None => (line, &b""[..]),
@@ -194,8 +335,15 @@ impl Session {
             b"HELP" => reply("214 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP VRFY HELP QUIT"),
             b"QUIT" if !arg.is_empty() => reply("501 Syntax: QUIT"),
             b"QUIT" => {
-                ctx.push(&reply(&format!("221 {} Bye", self.config.hostname)))?;
-                ctx.close_when_done();
+                self.quit = true;
+                let bye = reply(&format!("221 {} Bye", self.config.hostname));
+                if self.deferred.is_empty() {
+                    ctx.push_vec(bye)?;
+                    ctx.close_when_done();
+                } else {
+                    self.deferred.push_back(Deferred::Reply(bye));
+                    self.deferred.push_back(Deferred::Close);
+                }
                 return Ok(());
             }
             _ => reply(&format!(
@@ -203,7 +351,7 @@ impl Session {
                 verb.escape_ascii() // replies are US-ASCII (RFC 5321 4.2)
             )),
         };
-        ctx.push_vec(answer)
+        self.send(ctx, answer)
     }
 
     fn mail(&mut self, arg: &[u8]) -> Reply {
@@ -288,13 +436,13 @@ impl Session {
             return reply("503 Error: need RCPT command");
         }
         self.phase = Phase::Data;
-        (self.line_start, self.dot_only) = (true, false);
+        (self.line_start, self.dot_only, self.bare) = (true, false, false);
         reply("354 End data with <CR><LF>.<CR><LF>")
     }
 
     /// Appends message bytes, dropping the body as soon as it is over the limit.
     fn append(&mut self, data: &[u8]) {
-        if self.too_big {
+        if self.too_big || self.bare {
             return;
         }
         if self.body.len() + data.len() > self.config.max_size {
@@ -308,24 +456,52 @@ impl Session {
     fn end_of_data(&mut self, ctx: &mut ChatContext<'_, '_>) -> io::Result<()> {
         self.phase = Phase::Command;
         ctx.set_max_record(Some(MAX_COMMAND_LINE - 2));
-        let answer = if self.too_big {
-            reply("552 Error: message too big for this system")
+        // A bare CR or LF first: the verdict must not depend on where the reads split.
+        let refused = if self.bare {
+            Some(reply(
+                "550 5.5.2 Error: bare CR or LF in message data (RFC 5321 2.3.8)",
+            ))
+        } else if self.too_big {
+            Some(reply("552 Error: message too big for this system"))
         } else {
-            match store(
-                &self.config,
-                self.from.as_deref().unwrap_or(b""),
-                &self.rcpts,
-                &self.body,
-            ) {
-                Ok(id) => reply(&format!("250 OK: queued as {id}")),
-                Err(e) => {
-                    eprintln!("smtp_sink: could not store a message: {e}");
-                    reply("451 Error: local error in processing")
-                }
-            }
+            None
+        };
+        let message = Message {
+            from: self.from.take().unwrap_or_default(),
+            rcpts: std::mem::take(&mut self.rcpts),
+            body: std::mem::take(&mut self.body),
         };
         self.reset();
-        ctx.push_vec(answer)
+        if let Some(answer) = refused {
+            return self.send(ctx, answer);
+        }
+        match (&*self.storage, ctx.token()) {
+            (Storage::Inline(maildir), _) => {
+                let result = maildir.deliver(std::slice::from_ref(&message)).pop();
+                let result = result.unwrap_or_else(|| Err(io::Error::other("no result")));
+                self.send(ctx, stored_reply(result))
+            }
+            (Storage::Writer(writer), Some(token)) => {
+                let (seq, size) = (self.next_seq, message.size());
+                self.next_seq += 1;
+                match writer.submit(Job {
+                    token,
+                    seq,
+                    message,
+                }) {
+                    Ok(()) => {
+                        self.in_flight_bytes += size;
+                        self.deferred.push_back(Deferred::Message(seq, size));
+                        Ok(())
+                    }
+                    Err(e) => self.send(ctx, stored_reply(Err(e))),
+                }
+            }
+            (Storage::Writer(_), None) => self.send(
+                ctx,
+                stored_reply(Err(io::Error::other("a writer needs a loop channel"))),
+            ),
+        }
     }
 }
 
@@ -335,6 +511,9 @@ impl ChatHandler for Session {
         _: &mut ChatContext<'_, '_>,
         mut data: &[u8],
     ) -> io::Result<()> {
+        if self.quit {
+            return Ok(());
+        }
         match self.phase {
             Phase::Command => self.line.extend_from_slice(data),
             Phase::Data => {
@@ -347,6 +526,12 @@ impl ChatHandler for Session {
                 }
                 if !data.is_empty() {
                     self.dot_only = false;
+                    if data.iter().any(|&b| b == b'\r' || b == b'\n') {
+                        // Not part of a CRLF (the scanner split those off): refuse the
+                        // message, drop what it holds.
+                        self.bare = true;
+                        self.body = Vec::new();
+                    }
                     self.append(data);
                 }
             }
@@ -355,6 +540,9 @@ impl ChatHandler for Session {
     }
 
     fn found_terminator(&mut self, ctx: &mut ChatContext<'_, '_>) -> io::Result<()> {
+        if self.quit {
+            return Ok(());
+        }
         match self.phase {
             Phase::Command => {
                 let line = std::mem::take(&mut self.line);
@@ -376,7 +564,10 @@ impl ChatHandler for Session {
         _: io::Error,
     ) -> io::Result<()> {
         self.line = Vec::new();
-        ctx.push(&reply("500 Error: line too long"))
+        if self.quit {
+            return Ok(());
+        }
+        self.send(ctx, reply("500 Error: line too long"))
     }
 }
 
@@ -402,169 +593,4 @@ fn parse_path<'a>(arg: &'a [u8], keyword: &[u8]) -> Option<(&'a [u8], Vec<&'a [u
         .filter(|p| !p.is_empty())
         .collect();
     Some((addr, params))
-}
-
-/// A name no other message of this or another process gets.
-fn unique_id() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!(
-        "{}.{:09}.{}.{n}",
-        now.as_secs(),
-        now.subsec_nanos(),
-        std::process::id()
-    )
-}
-
-/// Writes one message as `<maildir>/<id>.eml`, atomically; returns the id.
-fn store(config: &Config, from: &[u8], rcpts: &[Vec<u8>], body: &[u8]) -> io::Result<String> {
-    let id = unique_id();
-    let tmp = config.maildir.join(format!(".{id}.tmp"));
-    let path = config.maildir.join(format!("{id}.eml"));
-    let write = || -> io::Result<()> {
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
-        let mut head = b"X-Mail-From: ".to_vec();
-        head.extend_from_slice(from);
-        head.extend_from_slice(b"\r\nX-Rcpt-To: ");
-        head.extend_from_slice(&rcpts.join(&b", "[..]));
-        head.extend_from_slice(b"\r\n");
-        file.write_all(&head)?;
-        file.write_all(body)?;
-        file.sync_all()?;
-        fs::rename(&tmp, &path)
-    };
-    write().inspect_err(|_| {
-        let _ = fs::remove_file(&tmp);
-    })?;
-    Ok(id)
-}
-
-/// The listening channel: each connection gets a [`Session`] and the greeting.
-pub struct Listener {
-    config: Rc<Config>,
-}
-
-impl Dispatcher for Listener {
-    fn handle_accepted(
-        &mut self,
-        ctx: &mut Context<'_>,
-        sock: Socket,
-        _: SockAddr,
-    ) -> io::Result<()> {
-        let mut ch = Channel::from_socket(sock)?;
-        ch.set_idle_timeout(self.config.idle_timeout);
-        let chat = Session::chat(self.config.clone())?;
-        ch.push(&chat.handler().greeting())?;
-        ctx.add(ch, chat)?;
-        Ok(())
-    }
-}
-
-/// Opens the sink on `addr` in `event_loop` (creating the maildir); returns the address
-/// it is listening on.
-pub fn listen(
-    event_loop: &mut EventLoop,
-    addr: SocketAddr,
-    config: Config,
-) -> io::Result<SocketAddr> {
-    fs::create_dir_all(&config.maildir)?;
-    let listener = Channel::tcp_listener(addr, 1024)?;
-    let bound = listener.local_inet_addr()?;
-    event_loop.add(
-        listener,
-        Listener {
-            config: Rc::new(config),
-        },
-    )?;
-    Ok(bound)
-}
-
-struct Args {
-    addr: SocketAddr,
-    backend: Backend,
-    config: Config,
-}
-
-fn invalid(msg: String) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidInput, msg)
-}
-
-const USAGE: &str = "usage: smtp_sink --maildir DIR [--addr HOST:PORT] [--max-size BYTES] \
-                     [--hostname NAME] [--idle-timeout SECS] [--backend select|poll|epoll]";
-
-fn parse_args() -> io::Result<Args> {
-    let mut addr = SocketAddr::from(([127, 0, 0, 1], 2525));
-    let mut backend = Backend::Epoll;
-    let (mut maildir, mut max_size, mut hostname, mut idle) = (None, None, None, None);
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let value = it
-            .next()
-            .ok_or_else(|| invalid(format!("{flag} needs a value; {USAGE}")))?;
-        match flag.as_str() {
-            "--addr" => {
-                addr = value
-                    .parse()
-                    .map_err(|e| invalid(format!("--addr {value}: {e}")))?
-            }
-            "--backend" => backend = value.parse()?,
-            "--maildir" => maildir = Some(PathBuf::from(value)),
-            "--max-size" => {
-                max_size = Some(
-                    value
-                        .parse()
-                        .map_err(|e| invalid(format!("--max-size {value}: {e}")))?,
-                )
-            }
-            "--hostname" => hostname = Some(value),
-            "--idle-timeout" => {
-                let secs: u64 = value
-                    .parse()
-                    .map_err(|e| invalid(format!("--idle-timeout {value}: {e}")))?;
-                idle = Some((secs > 0).then(|| Duration::from_secs(secs)));
-            }
-            _ => return Err(invalid(format!("unknown flag {flag}; {USAGE}"))),
-        }
-    }
-    let mut config =
-        Config::new(maildir.ok_or_else(|| invalid(format!("--maildir is required; {USAGE}")))?);
-    if let Some(max) = max_size {
-        config.max_size = max;
-    }
-    if let Some(name) = hostname {
-        config.hostname = name;
-    }
-    if let Some(idle) = idle {
-        config.idle_timeout = idle;
-    }
-    Ok(Args {
-        addr,
-        backend,
-        config,
-    })
-}
-
-fn serve(args: Args) -> io::Result<()> {
-    let mut event_loop = EventLoop::with_backend(args.backend)?;
-    let bound = listen(&mut event_loop, args.addr, args.config)?;
-    event_loop.stop_on_signals(&[sockloop::signal::SIGINT, sockloop::signal::SIGTERM])?;
-    println!("listening on {bound}");
-    io::stdout().flush()?;
-    event_loop.run(Some(Duration::from_secs(30)), None)
-}
-
-fn main() -> ExitCode {
-    match parse_args().and_then(serve) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("smtp_sink: {e}");
-            ExitCode::FAILURE
-        }
-    }
 }
