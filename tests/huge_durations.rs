@@ -94,3 +94,67 @@ backend_tests!(
     huge_timers_never_fire_and_can_be_cancelled,
     huge_wait_returns_when_something_is_ready,
 );
+
+/// The examples' `--idle-timeout` flag with the largest value it parses: the server
+/// starts, answers, and is still serving (it used to exit with status 101 at the first
+/// connection). Black box, on every backend.
+#[test]
+fn examples_take_a_huge_idle_timeout() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let exe = std::env::current_exe().unwrap();
+    let examples = exe.parent().unwrap().parent().unwrap().join("examples");
+    let maildir = std::env::temp_dir().join(format!("sockloop-huge-{}", std::process::id()));
+    let huge = u64::MAX.to_string();
+    for backend in Backend::ALL {
+        let cases: [(&str, Vec<&str>, &[u8], &str); 2] = [
+            ("chat_server", vec![], b"/nick alice\r\n", ""),
+            (
+                "smtp_sink",
+                vec!["--maildir", maildir.to_str().unwrap()],
+                b"NOOP\r\n",
+                "220",
+            ),
+        ];
+        for (name, extra, request, greeting) in cases {
+            let mut child = Command::new(examples.join(name))
+                .args(["--addr", "127.0.0.1:0", "--backend", backend.name()])
+                .args(["--idle-timeout", &huge])
+                .args(extra)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let mut line = String::new();
+            BufReader::new(child.stdout.as_mut().unwrap())
+                .read_line(&mut line)
+                .unwrap();
+            let addr = line
+                .strip_prefix("listening on ")
+                .unwrap_or_else(|| panic!("{name}: unexpected first line {line:?}"))
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .to_string();
+            let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+            conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            if !greeting.is_empty() {
+                let mut first = String::new();
+                reader.read_line(&mut first).unwrap();
+                assert!(first.starts_with(greeting), "{name}: {first:?}");
+            }
+            conn.write_all(request).unwrap();
+            let mut reply = String::new();
+            reader.read_line(&mut reply).unwrap();
+            assert!(!reply.is_empty(), "{name} on {backend}: no reply");
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "{name} on {backend} exited"
+            );
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+    let _ = std::fs::remove_dir_all(&maildir);
+}
