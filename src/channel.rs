@@ -59,6 +59,10 @@ impl Pending {
     /// recv returned data (cleared by the loop before a read event after a hang-up, to
     /// tell a hook that reads from one that does not). Not part of [`Pending::any`].
     pub(crate) const INPUT: u8 = 32;
+    /// send wrote bytes: activity for the idle timeout, stamped by the loop with its
+    /// per-iteration clock (a push to another channel counts too). Not part of
+    /// [`Pending::any`].
+    pub(crate) const OUTPUT: u8 = 64;
 
     pub(crate) fn set(&mut self, bit: u8) {
         self.0 |= bit;
@@ -431,10 +435,16 @@ impl Channel {
         self.pending.set(Pending::REQUESTED);
     }
 
-    /// Sets (or with `None`, clears) the idle timeout: when no read or write event reaches
-    /// the channel for this long, the loop runs
-    /// [`handle_timeout`](crate::Dispatcher::handle_timeout) with
+    /// Sets (or with `None`, clears) the idle timeout: when the channel has been idle for
+    /// this long, the loop runs [`handle_timeout`](crate::Dispatcher::handle_timeout) with
     /// [`Timeout::Idle`](crate::Timeout::Idle) (default: close). The clock starts now.
+    ///
+    /// Idle means nothing happened in either direction: no read or write event reached
+    /// the channel, and none of its output was sent, including output the kernel took at
+    /// once from a [`push`](Channel::push) made by another channel's hook (a member of a
+    /// chat room that only listens is not idle while the room talks). Activity is
+    /// stamped with the loop's per-iteration clock, so it costs no timer operation per
+    /// message.
     pub fn set_idle_timeout(&mut self, timeout: Option<Duration>) {
         let d = self.deadlines_mut();
         d.idle = timeout;
@@ -633,6 +643,9 @@ impl Channel {
     /// Errors other than would-block and disconnects.
     pub fn send(&mut self, data: &[u8]) -> io::Result<usize> {
         let r = Channel::write_via(&self.handle)(data);
+        if matches!(r, Ok(n) if n > 0) {
+            self.pending.set(Pending::OUTPUT);
+        }
         self.classify(r)
     }
 
@@ -897,7 +910,11 @@ impl Channel {
         {
             return Ok(());
         }
+        let before = self.output.len();
         let result = self.output.flush(Channel::write_via(&self.handle));
+        if self.output.len() < before {
+            self.pending.set(Pending::OUTPUT);
+        }
         match self.classify(result)? {
             Flushed::CloseReached => self.pending.set(Pending::DONE),
             Flushed::Drained | Flushed::Blocked => {}

@@ -5,7 +5,7 @@ use std::io;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
-use crate::channel::Channel;
+use crate::channel::{Channel, Pending};
 use crate::context::{arm_deadline, Core, Entry, SlotState, Stop};
 use crate::dispatcher::Dispatcher;
 use crate::interest::Interest;
@@ -738,6 +738,18 @@ impl EventLoop {
         let SlotState::Occupied(entry) = &mut self.core.slots[index].state else {
             return;
         };
+        if entry.channel.pending.has(Pending::OUTPUT) {
+            // Output sent since the last look (from any hook) is activity.
+            entry.channel.pending.clear(Pending::OUTPUT);
+            if let Some(d) = entry
+                .channel
+                .deadlines
+                .as_mut()
+                .filter(|d| d.idle.is_some())
+            {
+                d.last_active = Some(self.core.now);
+            }
+        }
         let want = match ask(&*entry.dispatcher, &entry.channel) {
             Ok(want) => want,
             Err(payload) => {
