@@ -63,6 +63,8 @@ impl Pending {
     /// per-iteration clock (a push to another channel counts too). Not part of
     /// [`Pending::any`].
     pub(crate) const OUTPUT: u8 = 64;
+    /// The output queue fell to its low-water mark: `handle_drained` is due.
+    pub(crate) const DRAINED: u8 = 128;
 
     pub(crate) fn set(&mut self, bit: u8) {
         self.0 |= bit;
@@ -76,9 +78,16 @@ impl Pending {
         self.0 & bit != 0
     }
 
-    /// `handle_eof` or `handle_close` is due: one test, as it runs after every hook.
+    /// `handle_drained`, `handle_eof` or `handle_close` is due: one test, as it runs after
+    /// every hook.
     pub(crate) fn any(self) -> bool {
-        self.has(Self::EOF_UNREPORTED | Self::DISCONNECTED | Self::DONE | Self::REQUESTED)
+        self.has(
+            Self::DRAINED
+                | Self::EOF_UNREPORTED
+                | Self::DISCONNECTED
+                | Self::DONE
+                | Self::REQUESTED,
+        )
     }
 
     /// `handle_close` is due.
@@ -162,6 +171,7 @@ pub struct Channel {
     pub(crate) token: Option<Token>,
     pub(crate) registered: Interest,
     pub(crate) label: &'static str,
+    reading_paused: bool,
 }
 
 /// Returns true for the errors asyncore treats as "the peer is gone" (`_DISCONNECTED`):
@@ -202,6 +212,7 @@ impl Channel {
             token: None,
             registered: Interest::NONE,
             label: "channel",
+            reading_paused: false,
         }
     }
 
@@ -803,7 +814,7 @@ impl Channel {
         if self.is_closed() {
             return Err(closed_error());
         }
-        if self.output.is_closing() {
+        if self.output.is_sealed() {
             // Refused below; checked first so nothing is sent either.
             return self.output.push(data);
         }
@@ -859,6 +870,71 @@ impl Channel {
         let _ = self.flush();
     }
 
+    /// Shuts down the writing side (sends FIN) once everything queued so far is sent,
+    /// and keeps the channel open for reading: the half-close a proxy passes on when one
+    /// side ends its input. Later pushes are errors; a later
+    /// [`close_when_done`](Channel::close_when_done) still closes after it.
+    ///
+    /// A send error at the shutdown (other than a disconnect) goes to `handle_error`,
+    /// like any send error; on a file channel that error is `InvalidInput` (a pipe
+    /// cannot be half-closed).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use sockloop::Channel;
+    ///
+    /// let (a, mut peer) = std::os::unix::net::UnixStream::pair()?;
+    /// let mut ch = Channel::from_socket(a)?;
+    /// ch.push(b"last words")?;
+    /// ch.shutdown_when_done();
+    /// let mut got = Vec::new();
+    /// peer.read_to_end(&mut got)?; // end of file: the channel shut down its writing side
+    /// assert_eq!(got, b"last words");
+    /// assert!(!ch.is_closed());
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn shutdown_when_done(&mut self) {
+        self.output.shutdown_when_done();
+        let _ = self.flush();
+    }
+
+    /// Stops reading from this channel: the loop no longer watches it for input, whatever
+    /// [`readable`](crate::Dispatcher::readable) answers, until
+    /// [`resume_reading`](Channel::resume_reading). The loop re-asks the channel by
+    /// itself: call it from the channel's own hook, or on another channel reached through
+    /// [`Context::channel_mut`](crate::Context::channel_mut) or
+    /// [`EventLoop::channel_mut`](crate::EventLoop::channel_mut) (flow control between
+    /// channels, as a proxy does when the far side's queue is full). Input already in the
+    /// socket stays there; nothing is lost.
+    pub fn pause_reading(&mut self) {
+        self.reading_paused = true;
+    }
+
+    /// Undoes [`pause_reading`](Channel::pause_reading).
+    pub fn resume_reading(&mut self) {
+        self.reading_paused = false;
+    }
+
+    /// True between [`pause_reading`](Channel::pause_reading) and
+    /// [`resume_reading`](Channel::resume_reading).
+    pub fn is_reading_paused(&self) -> bool {
+        self.reading_paused
+    }
+
+    /// The low-water mark: when the unsent output falls to it (from above), the loop
+    /// runs [`handle_drained`](crate::Dispatcher::handle_drained) after the current hook.
+    /// Default 0: the hook runs when everything queued, producers included, was sent.
+    pub fn low_water(&self) -> usize {
+        self.output.low_water()
+    }
+
+    /// Sets [`low_water`](Channel::low_water).
+    pub fn set_low_water(&mut self, bytes: usize) {
+        self.output.set_low_water(bytes);
+    }
+
     /// True after [`close_when_done`](Channel::close_when_done): the channel closes once
     /// its queue drains.
     pub fn is_closing(&self) -> bool {
@@ -911,13 +987,25 @@ impl Channel {
             return Ok(());
         }
         let before = self.output.len();
-        let result = self.output.flush(Channel::write_via(&self.handle));
+        let was_drained = self.output.is_drained();
+        let result = loop {
+            let result = self.output.flush(Channel::write_via(&self.handle));
+            if !matches!(result, Ok(Flushed::ShutdownReached)) {
+                break result;
+            }
+            if let Err(e) = self.shutdown(Shutdown::Write) {
+                break Err(e);
+            }
+        };
         if self.output.len() < before {
             self.pending.set(Pending::OUTPUT);
         }
+        if !was_drained && self.output.is_drained() {
+            self.pending.set(Pending::DRAINED);
+        }
         match self.classify(result)? {
             Flushed::CloseReached => self.pending.set(Pending::DONE),
-            Flushed::Drained | Flushed::Blocked => {}
+            Flushed::Drained | Flushed::Blocked | Flushed::ShutdownReached => {}
         }
         Ok(())
     }

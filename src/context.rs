@@ -152,6 +152,22 @@ impl Core {
         })
     }
 
+    pub(crate) fn channels(&self) -> impl Iterator<Item = (Token, &Channel)> + '_ {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(index, slot)| match &slot.state {
+                SlotState::Occupied(e) => Some((
+                    Token {
+                        index: index as u32,
+                        generation: slot.generation,
+                    },
+                    &e.channel,
+                )),
+                _ => None,
+            })
+    }
+
     pub(crate) fn entry(&self, token: Token) -> Option<&Entry> {
         let slot = self.slots.get(token.index as usize)?;
         match &slot.state {

@@ -89,10 +89,21 @@ pub const ACCEPT_BATCH: usize = 64;
 pub trait Dispatcher: Any {
     /// Should the loop watch this channel for input? Default: `true`.
     ///
-    /// Called with the channel's current state; it must not block. In the default
-    /// [`Mode::Scalable`](crate::Mode::Scalable) it is re-asked after this channel's hooks
-    /// ran or the channel was touched; in [`Mode::Exact`](crate::Mode::Exact), every
-    /// iteration.
+    /// Called with the channel's current state; it must not block.
+    ///
+    /// # Caching
+    ///
+    /// In the default [`Mode::Scalable`](crate::Mode::Scalable) the answers of
+    /// `readable()` and [`writable()`](Dispatcher::writable) are cached: they are asked
+    /// again only after one of this channel's hooks ran, when it was added, reached
+    /// through `channel_mut` / `dispatcher_mut` / `get_mut`, or
+    /// [touched](crate::Context::touch). A predicate that depends on anything else (a
+    /// peer channel's queue, the time, a global) is not re-asked when that changes: for
+    /// flow control use [`Channel::pause_reading`] / [`Channel::resume_reading`] (which
+    /// need no touch) and [`handle_drained`](Dispatcher::handle_drained), or call `touch`,
+    /// or use [`Mode::Exact`](crate::Mode::Exact), which asks every channel every
+    /// iteration as asyncore did. Debug builds check the cache once a second and warn
+    /// about an answer that changed without a touch.
     fn readable(&self, channel: &Channel) -> bool {
         let _ = channel;
         true
@@ -181,6 +192,22 @@ pub trait Dispatcher: Any {
             ctx.log_warning("unhandled write event");
             Ok(())
         }
+    }
+
+    /// The output queue fell to the channel's [low-water mark](Channel::set_low_water)
+    /// (default 0: everything queued was sent, producers included). Runs once per fall,
+    /// after the hook whose flush (or the write event) drained it. Default: nothing.
+    ///
+    /// The place to resume reading from the channel that feeds this one (see
+    /// [`Channel::pause_reading`]): a proxy pauses its client while the upstream queue is
+    /// over a high-water mark, and resumes it here.
+    ///
+    /// # Errors
+    ///
+    /// Whatever the implementation returns; routed like any hook error.
+    fn handle_drained(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+        let _ = ctx;
+        Ok(())
     }
 
     /// Out-of-band data arrived. Default: log the warning

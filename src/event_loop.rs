@@ -101,6 +101,9 @@ pub struct EventLoop {
     woken: bool,
     signals: Option<Signals>,
     signalled: bool,
+    /// Debug builds: when the cached predicates were last checked against fresh answers.
+    #[cfg(debug_assertions)]
+    audited: Instant,
 }
 
 impl EventLoop {
@@ -136,6 +139,8 @@ impl EventLoop {
             woken: false,
             signals: None,
             signalled: false,
+            #[cfg(debug_assertions)]
+            audited: Instant::now(),
         })
     }
 
@@ -193,6 +198,29 @@ impl EventLoop {
     /// True if `token` names a channel still in the map.
     pub fn contains(&self, token: Token) -> bool {
         self.core.contains(token)
+    }
+
+    /// Every channel in the map with its token, in slot order (channels running a hook
+    /// are not listed: outside callbacks, that is none).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::{Channel, Dispatcher, EventLoop};
+    ///
+    /// struct Idle;
+    /// impl Dispatcher for Idle {}
+    ///
+    /// let mut event_loop = EventLoop::new()?;
+    /// let (a, b) = Channel::pair()?;
+    /// let ta = event_loop.add(a, Idle)?;
+    /// let tb = event_loop.add(b, Idle)?;
+    /// let tokens: Vec<_> = event_loop.channels().map(|(t, _)| t).collect();
+    /// assert_eq!(tokens, [ta, tb]);
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn channels(&self) -> impl Iterator<Item = (Token, &Channel)> + '_ {
+        self.core.channels()
     }
 
     /// A channel, for reading its state.
@@ -703,6 +731,8 @@ impl EventLoop {
                 }
             }
             Mode::Scalable => {
+                #[cfg(debug_assertions)]
+                self.audit_predicates();
                 let mut dirty = std::mem::take(&mut self.core.dirty);
                 for &index in &dirty {
                     self.core.slots[index as usize].dirty = false;
@@ -725,6 +755,38 @@ impl EventLoop {
                 // Keep the allocation; anything marked during this refresh stays queued.
                 dirty.append(&mut self.core.dirty);
                 self.core.dirty = dirty;
+            }
+        }
+    }
+
+    /// Debug builds, [`Mode::Scalable`]: once a second, asks every settled channel its
+    /// predicates again; an answer that changed although nothing touched the channel is
+    /// a predicate that depends on state the loop cannot see (a peer's queue, time, a
+    /// global): warn, and apply it. Release builds trust the cache.
+    #[cfg(debug_assertions)]
+    fn audit_predicates(&mut self) {
+        if self.audited.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        self.audited = Instant::now();
+        for index in 0..self.core.slots.len() {
+            let slot = &self.core.slots[index];
+            let SlotState::Occupied(entry) = &slot.state else {
+                continue;
+            };
+            if slot.dirty {
+                continue;
+            }
+            if matches!(ask(&*entry.dispatcher, &entry.channel), Ok(want) if want != entry.channel.registered)
+            {
+                report::warning!(
+                    "readable()/writable() of {} changed although nothing touched the \
+                     channel: in Mode::Scalable answers are cached; use \
+                     Channel::pause_reading/resume_reading or Context::touch (or \
+                     Mode::Exact). Applied now; release builds would not notice",
+                    entry.channel
+                );
+                self.core.mark_dirty(index as u32);
             }
         }
     }
@@ -790,7 +852,10 @@ fn ask(dispatcher: &dyn Dispatcher, channel: &Channel) -> Result<Interest, Box<d
     catch_unwind(AssertUnwindSafe(|| {
         // After end of file input is always "ready": watching it would spin. A listener
         // paused by the accept back-off waits for its timer.
-        let r = !channel.is_eof() && !channel.is_accept_paused() && dispatcher.readable(channel);
+        let r = !channel.is_eof()
+            && !channel.is_accept_paused()
+            && !channel.is_reading_paused()
+            && dispatcher.readable(channel);
         let w = !channel.is_accepting() && dispatcher.writable(channel);
         Interest::from_flags(r, w)
     }))

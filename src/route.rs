@@ -164,6 +164,10 @@ impl Router<'_> {
         if !self.is_open() || self.stopping_now() {
             return;
         }
+        if self.channel.pending.has(Pending::DRAINED) && !self.channel.pending.close() {
+            self.channel.pending.clear(Pending::DRAINED);
+            self.hook("handle_drained", |d, ctx| d.handle_drained(ctx));
+        }
         let pending = self.channel.pending;
         if pending.has(Pending::EOF_UNREPORTED) && !pending.close() {
             self.channel.pending.clear(Pending::EOF_UNREPORTED);

@@ -16,6 +16,8 @@ enum Item {
     Producer(Box<dyn Producer>),
     /// asynchat's `None` in the FIFO: close once everything before it is sent.
     Close,
+    /// Shut down the writing side once everything before it is sent.
+    Shutdown,
 }
 
 /// What a flush ended with.
@@ -28,14 +30,22 @@ pub(crate) enum Flushed {
     Blocked,
     /// Everything before a `close_when_done` marker was sent: close now.
     CloseReached,
+    /// Everything before a `shutdown_when_done` marker was sent: shut down writing now
+    /// (the marker is consumed; a close mark may follow).
+    ShutdownReached,
 }
 
 /// Output waiting to be sent, in order: byte strings, producers and an optional close mark.
 pub(crate) struct OutputQueue {
     items: VecDeque<Item>,
     bytes: usize,
+    /// No more data is accepted: a close or shutdown mark is queued (or was reached).
+    sealed: bool,
+    /// A close mark is queued.
     closing: bool,
     chunk: usize,
+    /// The low-water mark: `Dispatcher::handle_drained` runs when the queue falls to it.
+    low: usize,
 }
 
 impl Default for OutputQueue {
@@ -43,8 +53,10 @@ impl Default for OutputQueue {
         OutputQueue {
             items: VecDeque::new(),
             bytes: 0,
+            sealed: false,
             closing: false,
             chunk: DEFAULT_OUT_BUFFER,
+            low: 0,
         }
     }
 }
@@ -52,7 +64,8 @@ impl Default for OutputQueue {
 fn closing_error() -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidInput,
-        "output pushed after close_when_done: the channel closes once its queue drains and accepts no more output",
+        "output pushed after close_when_done or shutdown_when_done: the channel accepts no \
+         more output",
     )
 }
 
@@ -69,6 +82,20 @@ impl OutputQueue {
 
     pub(crate) fn is_closing(&self) -> bool {
         self.closing
+    }
+
+    pub(crate) fn low_water(&self) -> usize {
+        self.low
+    }
+
+    pub(crate) fn set_low_water(&mut self, low: usize) {
+        self.low = low;
+    }
+
+    /// At or below the low-water mark; with a mark of 0, nothing at all queued (no
+    /// producer either).
+    pub(crate) fn is_drained(&self) -> bool {
+        self.bytes <= self.low && (self.low > 0 || self.items.is_empty())
     }
 
     pub(crate) fn chunk(&self) -> usize {
@@ -89,7 +116,7 @@ impl OutputQueue {
     /// Appends bytes; small pushes are coalesced so they leave in one send. Empty pushes
     /// queue nothing (never a zero-length send).
     pub(crate) fn push(&mut self, data: &[u8]) -> io::Result<()> {
-        if self.closing {
+        if self.sealed {
             return Err(closing_error());
         }
         if data.is_empty() {
@@ -114,7 +141,7 @@ impl OutputQueue {
         if data.len() < self.chunk / 4 {
             return self.push(&data);
         }
-        if self.closing {
+        if self.sealed {
             return Err(closing_error());
         }
         self.bytes += data.len();
@@ -123,7 +150,7 @@ impl OutputQueue {
     }
 
     pub(crate) fn push_producer(&mut self, p: Box<dyn Producer>) -> io::Result<()> {
-        if self.closing {
+        if self.sealed {
             return Err(closing_error());
         }
         self.items.push_back(Item::Producer(p));
@@ -133,8 +160,22 @@ impl OutputQueue {
     pub(crate) fn close_when_done(&mut self) {
         if !self.closing {
             self.closing = true;
+            self.sealed = true;
             self.items.push_back(Item::Close);
         }
+    }
+
+    /// Queues a shutdown of the writing side; later data is refused, a close is not.
+    pub(crate) fn shutdown_when_done(&mut self) {
+        if !self.sealed {
+            self.sealed = true;
+            self.items.push_back(Item::Shutdown);
+        }
+    }
+
+    /// True once a close or shutdown mark was queued: data pushes are refused.
+    pub(crate) fn is_sealed(&self) -> bool {
+        self.sealed
     }
 
     /// Drops everything queued, the close mark included; returns the bytes dropped.
@@ -143,6 +184,7 @@ impl OutputQueue {
         self.items.clear();
         self.bytes = 0;
         self.closing = false;
+        self.sealed = false;
         dropped
     }
 
@@ -157,6 +199,10 @@ impl OutputQueue {
             match self.items.front_mut() {
                 None => return Ok(Flushed::Drained),
                 Some(Item::Close) => return Ok(Flushed::CloseReached),
+                Some(Item::Shutdown) => {
+                    self.items.pop_front();
+                    return Ok(Flushed::ShutdownReached);
+                }
                 Some(Item::Producer(p)) => {
                     let data = p.more();
                     if data.is_empty() {
@@ -249,7 +295,7 @@ mod tests {
             {
                 Flushed::Drained => break,
                 Flushed::Blocked => continue,
-                Flushed::CloseReached => unreachable!(),
+                Flushed::CloseReached | Flushed::ShutdownReached => unreachable!(),
             }
         }
         let mut expect: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
