@@ -162,6 +162,22 @@ fn echo_server_exits(backend: Backend) {
     }
 }
 
+fn relay_exits(backend: Backend) {
+    for signal in SIGNALS {
+        let mut upstream = Running::start(
+            "echo_server",
+            &["--addr", "127.0.0.1:0", "--backend", backend.name()],
+        );
+        let up = upstream.listening_addr().to_string();
+        let args = ["--addr", "127.0.0.1:0", "--to", &up, "--backend", backend.name()];
+        let mut relay = Running::start("relay", &args);
+        let addr = relay.listening_addr();
+        let _client = echo_once(addr); // through the relay to the echo server and back
+        check("relay", relay.signal_and_wait(signal), signal);
+        check("echo_server", upstream.signal_and_wait(signal), signal);
+    }
+}
+
 fn chat_server_exits(backend: Backend) {
     for signal in SIGNALS {
         let mut server = Running::start(
@@ -269,6 +285,7 @@ fn echo_client_exits(backend: Backend) {
 
 backend_tests!(
     echo_server_exits,
+    relay_exits,
     chat_server_exits,
     smtp_sink_exits,
     udp_echo_exits,
