@@ -196,7 +196,9 @@ pub trait Dispatcher: Any {
 
     /// The output queue fell to the channel's [low-water mark](Channel::set_low_water)
     /// (default 0: everything queued was sent, producers included). Runs once per fall,
-    /// after the hook whose flush (or the write event) drained it. Default: nothing.
+    /// after the hook whose flush (or the write event) drained it; not for a queue that
+    /// ends in [`close_when_done`](Channel::close_when_done) (the channel closes instead).
+    /// Default: nothing.
     ///
     /// The place to resume reading from the channel that feeds this one (see
     /// [`Channel::pause_reading`]): a proxy pauses its client while the upstream queue is

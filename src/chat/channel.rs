@@ -9,6 +9,7 @@ use crate::chat::handler::{ChatContext, ChatHandler, Io, Staged};
 use crate::chat::{Piece, Scanner, Terminator};
 use crate::context::Context;
 use crate::dispatcher::Dispatcher;
+use crate::timer::Timeout;
 
 thread_local! {
     /// The receive buffer of every chat channel on this thread: one hook runs at a time
@@ -441,7 +442,23 @@ impl<H: ChatHandler> Dispatcher for AsyncChat<H> {
     /// False while the output queue is over the high-water mark, until it drains to the
     /// low-water mark.
     fn readable(&self, channel: &Channel) -> bool {
-        !self.pause_for(channel.pending_output())
+        !self.pause_for(channel.pending_output()) && self.handler.readable(channel)
+    }
+
+    fn writable(&self, channel: &Channel) -> bool {
+        self.handler.writable(channel)
+    }
+
+    fn handle_expt(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+        self.call(Io::Loop(ctx), |h, ctx| h.handle_expt(ctx))
+    }
+
+    fn handle_timeout(&mut self, ctx: &mut Context<'_>, which: Timeout) -> io::Result<()> {
+        self.call(Io::Loop(ctx), |h, ctx| h.handle_timeout(ctx, which))
+    }
+
+    fn handle_drained(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+        self.call(Io::Loop(ctx), |h, ctx| h.handle_drained(ctx))
     }
 
     fn handle_connect(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {

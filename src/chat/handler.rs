@@ -8,6 +8,7 @@ use crate::chat::script::ScriptPeer;
 use crate::chat::Terminator;
 use crate::context::Context;
 use crate::producer::Producer;
+use crate::timer::Timeout;
 use crate::token::Token;
 
 /// A protocol on top of [`AsyncChat`](crate::chat::AsyncChat): asynchat's
@@ -121,6 +122,58 @@ pub trait ChatHandler: 'static {
     ) -> io::Result<()> {
         let _ = ctx;
         Err(err)
+    }
+
+    /// Should the loop read from this channel? Default: `true`. Combined with the output
+    /// watermarks (reading pauses while the queue is over the high-water mark whatever
+    /// this says). Cached like [`Dispatcher::readable`](crate::Dispatcher::readable): for
+    /// flow control that does not come from this channel's own hooks, prefer
+    /// [`Channel::pause_reading`].
+    fn readable(&self, channel: &Channel) -> bool {
+        let _ = channel;
+        true
+    }
+
+    /// Should the loop watch this channel for room to write? Default: while connecting or
+    /// while output is queued (asynchat's `producer_fifo or not connected`).
+    fn writable(&self, channel: &Channel) -> bool {
+        channel.is_connecting() || channel.has_pending_output()
+    }
+
+    /// Out-of-band data arrived (asyncore's `handle_expt`). Default: nothing.
+    ///
+    /// # Errors
+    ///
+    /// Routed like any hook error.
+    fn handle_expt(&mut self, ctx: &mut ChatContext<'_, '_>) -> io::Result<()> {
+        let _ = ctx;
+        Ok(())
+    }
+
+    /// A timeout set on the channel expired (see
+    /// [`Dispatcher::handle_timeout`](crate::Dispatcher::handle_timeout)). Default:
+    /// [`request_close`](ChatContext::request_close), so
+    /// [`handle_close`](ChatHandler::handle_close) follows.
+    ///
+    /// # Errors
+    ///
+    /// Routed like any hook error.
+    fn handle_timeout(&mut self, ctx: &mut ChatContext<'_, '_>, which: Timeout) -> io::Result<()> {
+        let _ = which;
+        ctx.request_close();
+        Ok(())
+    }
+
+    /// The output queue fell to the channel's low-water mark (see
+    /// [`Dispatcher::handle_drained`](crate::Dispatcher::handle_drained)). Default:
+    /// nothing.
+    ///
+    /// # Errors
+    ///
+    /// Routed like any hook error.
+    fn handle_drained(&mut self, ctx: &mut ChatContext<'_, '_>) -> io::Result<()> {
+        let _ = ctx;
+        Ok(())
     }
 
     /// End of input: the peer shut down its writing side or closed, after every record
@@ -352,6 +405,15 @@ impl<'a> ChatContext<'_, 'a> {
         match &mut self.io {
             Io::Loop(ctx) => ctx.close_when_done(),
             Io::Script(peer) => peer.close_when_done(),
+        }
+    }
+
+    /// Asks for [`ChatHandler::handle_close`] (once) when this callback returns, then the
+    /// close, dropping what is queued (see [`Channel::request_close`]).
+    pub fn request_close(&mut self) {
+        match &mut self.io {
+            Io::Loop(ctx) => ctx.request_close(),
+            Io::Script(peer) => peer.request_close(),
         }
     }
 

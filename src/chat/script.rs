@@ -13,6 +13,8 @@ use crate::producer::Producer;
 pub(crate) struct ScriptPeer {
     out: Vec<u8>,
     pub(crate) closing: bool,
+    /// `request_close` was called: `handle_close` after the callback.
+    close_requested: bool,
     pub(crate) closed: bool,
     /// `handle_close` has run.
     reported: bool,
@@ -56,6 +58,12 @@ impl ScriptPeer {
     pub(crate) fn close_when_done(&mut self) {
         if !self.closed {
             self.closing = true;
+        }
+    }
+
+    pub(crate) fn request_close(&mut self) {
+        if !self.closed {
+            self.close_requested = true;
         }
     }
 }
@@ -251,7 +259,7 @@ impl<H: ChatHandler> Scripted<H> {
             }
         }
         // Output is taken at once, so a close_when_done is reached as soon as it is made.
-        if self.peer.closing && !self.peer.closed {
+        if (self.peer.closing || self.peer.close_requested) && !self.peer.closed {
             self.close_event();
         }
     }
