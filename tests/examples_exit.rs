@@ -169,7 +169,14 @@ fn relay_exits(backend: Backend) {
             &["--addr", "127.0.0.1:0", "--backend", backend.name()],
         );
         let up = upstream.listening_addr().to_string();
-        let args = ["--addr", "127.0.0.1:0", "--to", &up, "--backend", backend.name()];
+        let args = [
+            "--addr",
+            "127.0.0.1:0",
+            "--to",
+            &up,
+            "--backend",
+            backend.name(),
+        ];
         let mut relay = Running::start("relay", &args);
         let addr = relay.listening_addr();
         let _client = echo_once(addr); // through the relay to the echo server and back
