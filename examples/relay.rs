@@ -18,9 +18,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use sockloop::{
-    signal, Backend, Channel, Context, Dispatcher, Domain, EventLoop, SockAddr, Socket, Token, Type,
-};
+use sockloop::{signal, Backend, Channel, Context, Dispatcher, EventLoop, SockAddr, Socket, Token};
 
 /// Stop reading from one side while this much is unsent to the other.
 pub const HIGH_WATER: usize = 256 * 1024;
@@ -43,37 +41,30 @@ impl Dispatcher for Listener {
     ) -> io::Result<()> {
         let mut client = Channel::from_socket(sock)?;
         client.set_low_water(LOW_WATER);
-        let mut upstream = Channel::create_socket(Domain::for_address(self.to), Type::STREAM)?;
-        upstream.connect(self.to)?;
+        let mut upstream = Channel::tcp_connect(self.to)?;
         upstream.set_low_water(LOW_WATER);
-        // Each side needs the other's token: add one, then tell it the other's.
-        let c = ctx.add(client, Side::new(None))?;
-        let u = ctx.add(upstream, Side::new(Some(c)))?;
-        if let Some(side) = ctx.dispatcher_mut::<Side>(c) {
-            side.peer = Some(u);
-        }
+        // Each side needs the other's token.
+        ctx.add_pair((client, upstream), |c, u| (Side::new(u), Side::new(c)))?;
         Ok(())
     }
 }
 
 /// One side of a relayed connection; `peer` is the other side.
 pub struct Side {
-    peer: Option<Token>,
+    peer: Token,
     /// This side's input has ended (and the peer's writing was shut down after it).
     eof: bool,
 }
 
 impl Side {
-    fn new(peer: Option<Token>) -> Side {
+    fn new(peer: Token) -> Side {
         Side { peer, eof: false }
     }
 }
 
 impl Dispatcher for Side {
     fn handle_read(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
-        let Some(peer) = self.peer else {
-            return Ok(());
-        };
+        let peer = self.peer;
         let mut buf = [0u8; READ_SIZE];
         let n = ctx.recv(&mut buf)?;
         let Some(out) = ctx.channel_mut(peer) else {
@@ -88,7 +79,7 @@ impl Dispatcher for Side {
     }
 
     fn handle_drained(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
-        if let Some(feeder) = self.peer.and_then(|p| ctx.channel_mut(p)) {
+        if let Some(feeder) = ctx.channel_mut(self.peer) {
             feeder.resume_reading();
         }
         Ok(())
@@ -96,10 +87,7 @@ impl Dispatcher for Side {
 
     fn handle_eof(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
         self.eof = true;
-        let Some(peer) = self.peer else {
-            ctx.close_when_done();
-            return Ok(());
-        };
+        let peer = self.peer;
         let peer_done = ctx.dispatcher_mut::<Side>(peer).is_some_and(|p| p.eof);
         match ctx.channel_mut(peer) {
             Some(out) if peer_done => out.close_when_done(),
@@ -115,7 +103,7 @@ impl Dispatcher for Side {
     fn handle_close(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
         // One side is gone (reset, refused connect, or both ends done): the other side
         // still sends what it has queued, then closes.
-        if let Some(peer) = self.peer.and_then(|p| ctx.channel_mut(p)) {
+        if let Some(peer) = ctx.channel_mut(self.peer) {
             peer.close_when_done();
         }
         ctx.close();

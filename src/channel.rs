@@ -243,6 +243,39 @@ impl Channel {
         ))
     }
 
+    /// A TCP channel connecting to the first address `addr` resolves to: the channel is
+    /// [`State::Connecting`] and completes as [`connect`](Channel::connect) describes
+    /// (`handle_connect`, or `handle_error` with e.g. `ECONNREFUSED`). Name resolution,
+    /// if `addr` is a host name, blocks the calling thread (std's resolver): pass a
+    /// `SocketAddr` inside a loop.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` if `addr` resolves to nothing; resolution errors; errors of
+    /// socket(2) and connect(2) other than "in progress".
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::{Channel, State};
+    ///
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let ch = Channel::tcp_connect(listener.local_addr()?)?;
+    /// assert_eq!(ch.state(), State::Connecting);
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn tcp_connect(addr: impl std::net::ToSocketAddrs) -> io::Result<Channel> {
+        let addr = addr.to_socket_addrs()?.next().ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the address resolved to nothing",
+            )
+        })?;
+        let mut ch = Channel::create_socket(Domain::for_address(addr), Type::STREAM)?;
+        ch.connect(addr)?;
+        Ok(ch)
+    }
+
     /// A listening TCP channel on `addr`: [`create_socket`](Channel::create_socket),
     /// [`set_reuse_addr`](Channel::set_reuse_addr), [`bind`](Channel::bind) and
     /// [`listen`](Channel::listen) in one call, the way asyncore servers start.
@@ -394,7 +427,26 @@ impl Channel {
         Ok((Channel::from_socket(a)?, Channel::from_socket(b)?))
     }
 
-    fn socket(&self) -> io::Result<&Socket> {
+    /// The socket, borrowed: for socket options sockloop has no method for
+    /// (`set_keepalive`, `set_send_buffer_size`, `set_ttl`, ...), through
+    /// [`socket2::Socket`]'s API (socket2 is re-exported as [`Socket`](crate::Socket),
+    /// [`SockAddr`](crate::SockAddr), [`Domain`](crate::Domain), [`Type`](crate::Type);
+    /// its version is part of sockloop's public API). Do not make it blocking and do not
+    /// close it: the loop owns both.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` on a file channel, `NotConnected` once closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (ch, _peer) = sockloop::Channel::pair()?;
+    /// ch.socket()?.set_send_buffer_size(64 * 1024)?;
+    /// assert!(ch.socket()?.send_buffer_size()? >= 64 * 1024);
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn socket(&self) -> io::Result<&Socket> {
         match &self.handle {
             Handle::Socket(s) => Ok(s),
             Handle::File(_) => Err(not_a_socket()),
@@ -507,7 +559,20 @@ impl Channel {
         self.state = State::Connected;
     }
 
-    pub(crate) fn fd(&self) -> Option<BorrowedFd<'_>> {
+    /// The descriptor, borrowed, for OS calls sockloop does not wrap (rustix, nix,
+    /// another crate's poller); `None` once closed. (No `AsFd` impl: a closed channel has
+    /// no descriptor to lend, and `as_fd` cannot say so without panicking.) Do not close
+    /// it or make it blocking: the loop owns it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (ch, _peer) = sockloop::Channel::pair()?;
+    /// let fd = ch.fd().expect("open");
+    /// assert!(rustix::io::fcntl_getfd(fd).is_ok());
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn fd(&self) -> Option<BorrowedFd<'_>> {
         match &self.handle {
             Handle::Socket(s) => Some(s.as_fd()),
             Handle::File(f) => Some(f.as_fd()),
@@ -652,6 +717,7 @@ impl Channel {
     /// # Errors
     ///
     /// Errors other than would-block and disconnects.
+    #[inline]
     pub fn send(&mut self, data: &[u8]) -> io::Result<usize> {
         let r = Channel::write_via(&self.handle)(data);
         if matches!(r, Ok(n) if n > 0) {
@@ -1019,6 +1085,14 @@ impl Channel {
             Handle::File(f) => Ok(rustix::io::write(f, data)?),
             Handle::Closed => Err(closed_error()),
         }
+    }
+}
+
+impl std::os::fd::AsRawFd for Channel {
+    /// The descriptor number; -1 once closed (use [`raw_fd`](Channel::raw_fd) for an
+    /// `Option`).
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.raw_fd().unwrap_or(-1)
     }
 }
 

@@ -86,22 +86,64 @@ impl Core {
         }
     }
 
-    pub(crate) fn insert<D: Dispatcher>(
-        &mut self,
-        mut channel: Channel,
-        dispatcher: D,
-    ) -> io::Result<Token> {
+    fn check_addable(&self, channel: &Channel) -> io::Result<()> {
         if channel.is_closed() {
             return Err(invalid("cannot add a closed channel"));
         }
         if channel.token.is_some() {
             return Err(invalid("the channel already belongs to a loop"));
         }
+        if self.slots.len() + 2 > u32::MAX as usize {
+            return Err(invalid("too many channels (the limit is 2^32)"));
+        }
+        Ok(())
+    }
+
+    /// The token the `k`-th next insert will get (k = 0: the next one).
+    fn upcoming(&self, k: usize) -> Token {
+        let index = match self.free.len().checked_sub(k + 1) {
+            Some(i) => self.free[i],
+            None => (self.slots.len() + k - self.free.len()) as u32,
+        };
+        let generation = self.slots.get(index as usize).map_or(0, |s| s.generation);
+        Token { index, generation }
+    }
+
+    /// Adds two channels whose dispatchers need each other's token.
+    pub(crate) fn insert_pair<A: Dispatcher, B: Dispatcher>(
+        &mut self,
+        (a, b): (Channel, Channel),
+        make: impl FnOnce(Token, Token) -> (A, B),
+    ) -> io::Result<(Token, Token)> {
+        self.check_addable(&a)?;
+        self.check_addable(&b)?;
+        let (da, db) = make(self.upcoming(0), self.upcoming(1));
+        let ta = self.insert(a, da)?;
+        let tb = self.insert(b, db)?;
+        Ok((ta, tb))
+    }
+
+    /// Adds a channel whose dispatcher needs its own token.
+    pub(crate) fn insert_with<D: Dispatcher>(
+        &mut self,
+        channel: Channel,
+        make: impl FnOnce(Token) -> D,
+    ) -> io::Result<Token> {
+        self.check_addable(&channel)?;
+        let dispatcher = make(self.upcoming(0));
+        self.insert(channel, dispatcher)
+    }
+
+    pub(crate) fn insert<D: Dispatcher>(
+        &mut self,
+        mut channel: Channel,
+        dispatcher: D,
+    ) -> io::Result<Token> {
+        self.check_addable(&channel)?;
         let index = match self.free.pop() {
             Some(i) => i,
             None => {
-                let i = u32::try_from(self.slots.len())
-                    .map_err(|_| invalid("too many channels (the limit is 2^32)"))?;
+                let i = self.slots.len() as u32; // checked above
                 self.slots.push(Slot {
                     generation: 0,
                     dirty: false,
@@ -395,6 +437,35 @@ impl Context<'_> {
     /// `InvalidInput` if the channel is closed or already in a loop.
     pub fn add<D: Dispatcher>(&mut self, channel: Channel, dispatcher: D) -> io::Result<Token> {
         self.core.insert(channel, dispatcher)
+    }
+
+    /// Adds a channel whose dispatcher is made from the token it will get; see
+    /// [`EventLoop::add_with`](crate::EventLoop::add_with).
+    ///
+    /// # Errors
+    ///
+    /// As [`add`](Context::add); `make` is not called then.
+    pub fn add_with<D: Dispatcher>(
+        &mut self,
+        channel: Channel,
+        make: impl FnOnce(Token) -> D,
+    ) -> io::Result<Token> {
+        self.core.insert_with(channel, make)
+    }
+
+    /// Adds two channels whose dispatchers need each other's token (a proxy's two sides);
+    /// see [`EventLoop::add_pair`](crate::EventLoop::add_pair).
+    ///
+    /// # Errors
+    ///
+    /// As [`add`](Context::add), for either channel; then neither is added and `make` is
+    /// not called.
+    pub fn add_pair<A: Dispatcher, B: Dispatcher>(
+        &mut self,
+        channels: (Channel, Channel),
+        make: impl FnOnce(Token, Token) -> (A, B),
+    ) -> io::Result<(Token, Token)> {
+        self.core.insert_pair(channels, make)
     }
 
     /// Another channel of the loop (or this one), to push output to it, read its state or

@@ -185,6 +185,66 @@ impl EventLoop {
         self.core.insert(channel, dispatcher)
     }
 
+    /// Adds a channel whose dispatcher is made from the token it will get (a vacant-entry
+    /// add), for a dispatcher that must know its own token, e.g. to register it elsewhere.
+    ///
+    /// # Errors
+    ///
+    /// As [`add`](EventLoop::add); `make` is not called then.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::{Channel, Dispatcher, EventLoop, Token};
+    ///
+    /// struct Knows(Token);
+    /// impl Dispatcher for Knows {}
+    ///
+    /// let mut event_loop = EventLoop::new()?;
+    /// let (a, _b) = Channel::pair()?;
+    /// let token = event_loop.add_with(a, Knows)?;
+    /// assert_eq!(event_loop.dispatcher::<Knows>(token).unwrap().0, token);
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn add_with<D: Dispatcher>(
+        &mut self,
+        channel: Channel,
+        make: impl FnOnce(Token) -> D,
+    ) -> io::Result<Token> {
+        self.core.insert_with(channel, make)
+    }
+
+    /// Adds two channels whose dispatchers need each other's token, such as the two sides
+    /// of a proxy: `make` gets both tokens before either channel is added.
+    ///
+    /// # Errors
+    ///
+    /// As [`add`](EventLoop::add), for either channel; then neither is added and `make` is
+    /// not called.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::{Channel, Dispatcher, EventLoop, Token};
+    ///
+    /// struct Side { peer: Token }
+    /// impl Dispatcher for Side {}
+    ///
+    /// let mut event_loop = EventLoop::new()?;
+    /// let (a, b) = Channel::pair()?;
+    /// let (ta, tb) = event_loop.add_pair((a, b), |ta, tb| (Side { peer: tb }, Side { peer: ta }))?;
+    /// assert_eq!(event_loop.dispatcher::<Side>(ta).unwrap().peer, tb);
+    /// assert_eq!(event_loop.dispatcher::<Side>(tb).unwrap().peer, ta);
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn add_pair<A: Dispatcher, B: Dispatcher>(
+        &mut self,
+        channels: (Channel, Channel),
+        make: impl FnOnce(Token, Token) -> (A, B),
+    ) -> io::Result<(Token, Token)> {
+        self.core.insert_pair(channels, make)
+    }
+
     /// The number of channels in the map.
     pub fn len(&self) -> usize {
         self.core.len
@@ -815,10 +875,13 @@ impl EventLoop {
         let want = match ask(&*entry.dispatcher, &entry.channel) {
             Ok(want) => want,
             Err(payload) => {
-                self.dispatch(index, |router| {
-                    router.panicked("readable()/writable()", &*payload)
-                });
-                if !self.core.catch_panics {
+                // The channel gets its one cleanup call either way; a propagating panic
+                // (`set_catch_panics(false)`) goes on after it.
+                if self.core.catch_panics {
+                    crate::route::report_panic("readable()/writable()", &entry.channel, payload);
+                    self.dispatch(index, |router| router.close_event());
+                } else {
+                    self.dispatch(index, |router| router.close_event());
                     resume_unwind(payload);
                 }
                 return;

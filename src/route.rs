@@ -40,10 +40,21 @@ pub(crate) struct Router<'a> {
     pub(crate) close_called: bool,
 }
 
-/// How one hook call ended.
+/// How one hook call ended (a panic is reported where it is caught).
 enum Outcome {
     Done(io::Result<()>),
-    Panicked(Box<dyn Any + Send>),
+    Panicked,
+}
+
+/// Reports a caught panic with its message, the hook and the channel. Out of line: the
+/// path taken per message never panics.
+#[cold]
+#[inline(never)]
+pub(crate) fn report_panic(what: &str, channel: &Channel, payload: Box<dyn Any + Send>) {
+    report::error!(
+        "panic in {what} on {channel}: {}; closing the channel",
+        panic_message(&*payload)
+    );
 }
 
 impl Router<'_> {
@@ -57,6 +68,7 @@ impl Router<'_> {
 
     fn call(
         &mut self,
+        name: &str,
         hook: impl FnOnce(&mut dyn Dispatcher, &mut Context<'_>) -> io::Result<()>,
     ) -> Outcome {
         let mut ctx = Context {
@@ -68,23 +80,14 @@ impl Router<'_> {
         if ctx.core.catch_panics {
             match catch_unwind(AssertUnwindSafe(|| hook(dispatcher, &mut ctx))) {
                 Ok(r) => Outcome::Done(r),
-                Err(payload) => Outcome::Panicked(payload),
+                Err(payload) => {
+                    report_panic(name, self.channel, payload);
+                    Outcome::Panicked
+                }
             }
         } else {
             Outcome::Done(hook(dispatcher, &mut ctx))
         }
-    }
-
-    /// A hook or predicate panicked (and panics are caught): the channel gets its one
-    /// cleanup call, `handle_close`, and is closed, as asyncore's `handle_error` ends in
-    /// `handle_close`.
-    pub(crate) fn panicked(&mut self, what: &str, payload: &(dyn Any + Send)) {
-        report::error!(
-            "panic in {what} on {}: {}; closing the channel",
-            self.channel,
-            panic_message(payload)
-        );
-        self.close_event();
     }
 
     fn close(&mut self) {
@@ -103,15 +106,17 @@ impl Router<'_> {
         if !self.is_open() {
             return;
         }
-        let outcome = self.call(hook);
-        self.finish(name, outcome);
+        let outcome = self.call(name, hook);
+        self.finish(outcome);
     }
 
-    fn finish(&mut self, name: &str, outcome: Outcome) {
+    /// After a hook: an error is routed; a panic (already reported) gets the channel its
+    /// one cleanup call, `handle_close`, as asyncore's `handle_error` ends in it.
+    fn finish(&mut self, outcome: Outcome) {
         match outcome {
             Outcome::Done(Ok(())) => {}
             Outcome::Done(Err(e)) => self.error(e),
-            Outcome::Panicked(payload) => self.panicked(name, &*payload),
+            Outcome::Panicked => self.close_event(),
         }
     }
 
@@ -123,10 +128,9 @@ impl Router<'_> {
         if is_disconnect(&err) {
             return self.close_event();
         }
-        match self.call(|d, ctx| d.handle_error(ctx, err)) {
+        match self.call("handle_error", |d, ctx| d.handle_error(ctx, err)) {
             Outcome::Done(Ok(())) => {}
-            Outcome::Done(Err(_)) => self.close_event(),
-            Outcome::Panicked(payload) => self.panicked("handle_error", &*payload),
+            Outcome::Done(Err(_)) | Outcome::Panicked => self.close_event(),
         }
     }
 
@@ -136,16 +140,8 @@ impl Router<'_> {
             return self.close();
         }
         self.close_called = true;
-        match self.call(|d, ctx| d.handle_close(ctx)) {
-            Outcome::Done(Ok(())) => {}
-            Outcome::Done(Err(e)) => {
-                report::error!("handle_close failed on {} ({e})", self.channel);
-            }
-            Outcome::Panicked(payload) => report::error!(
-                "panic in handle_close on {}: {}",
-                self.channel,
-                panic_message(&*payload)
-            ),
+        if let Outcome::Done(Err(e)) = self.call("handle_close", |d, ctx| d.handle_close(ctx)) {
+            report::error!("handle_close failed on {} ({e})", self.channel);
         }
         self.close();
     }
@@ -269,7 +265,7 @@ impl Router<'_> {
 
     /// `handle_accept`, with the back-off on resource exhaustion.
     fn accept_event(&mut self) {
-        match self.call(|d, ctx| d.handle_accept(ctx)) {
+        match self.call("handle_accept", |d, ctx| d.handle_accept(ctx)) {
             Outcome::Done(Err(e)) if is_resource_exhaustion(&e) => self.pause_accepting(&e),
             outcome => {
                 let backoff = self
@@ -280,7 +276,7 @@ impl Router<'_> {
                 if backoff.is_some() {
                     log::info!("accepting again on {}", self.channel);
                 }
-                self.finish("handle_accept", outcome);
+                self.finish(outcome);
             }
         }
     }
