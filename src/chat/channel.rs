@@ -423,7 +423,7 @@ impl<H: ChatHandler> AsyncChat<H> {
             }
             let mut ctx = ChatContext {
                 io: io.reborrow(),
-                terminator,
+                terminator: &terminator,
                 max_record: self.max_record,
                 staged: &mut self.staged,
             };
