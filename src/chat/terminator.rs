@@ -221,9 +221,11 @@ pub enum Piece<'a> {
 /// * A count is updated when its [`Piece::Data`] is returned, so
 ///   [`terminator`] already reports the remaining count while the caller
 ///   handles that piece; CPython updates it after `collect_incoming_data`
-///   returns. Likewise a `set_terminator` made between the last data piece of
-///   a count and its [`Piece::Terminator`] is kept, where CPython overwrites
-///   it with `0`.
+///   returns. ([`ChatContext::get_terminator`](crate::chat::ChatContext::get_terminator)
+///   reports CPython's value.) A `set_terminator` made between the last data
+///   piece of a count and its [`Piece::Terminator`] is kept, where CPython
+///   overwrites it with `0` (see "Differences from asynchat" on
+///   [`AsyncChat`](crate::chat::AsyncChat)).
 /// * CPython scans only when `recv` returned data; here [`next_piece`] scans
 ///   whenever it is called. A terminator changed *outside* the callbacks
 ///   therefore applies to held bytes at the next call rather than at the next
