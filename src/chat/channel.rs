@@ -74,8 +74,26 @@ thread_local! {
 ///
 /// # Differences from asynchat
 ///
+/// Everywhere else the callbacks, their data and what
+/// [`get_terminator`](ChatContext::get_terminator) returns in them are asynchat's, with
+/// terminators set in either hook; `tests/chat_differential.rs` checks this against
+/// CPython 3.11's asynchat, and checks the last two differences below on both sides.
+///
 /// * The default terminator is [`Terminator::None`] (CPython leaves it unset).
 /// * No input is delivered after the channel closed or after `close_when_done`.
+/// * A terminator set in `collect_incoming_data` while a [`Terminator::Count`] is being
+///   received applies as set: if this data ends the count, `found_terminator` still
+///   runs and sees the new terminator, which then applies to the rest of the input; if
+///   not, the count is abandoned for the new terminator. asynchat mishandles this call,
+///   so it was never usable: when the data ends the count it overwrites the new
+///   terminator with `0` (collect everything), otherwise it subtracts the data's length
+///   from it (`TypeError` for bytes or `None`, a count shortened by the data already
+///   delivered for a new count).
+/// * A terminator set in `collect_incoming_data` also applies to a partial terminator
+///   kept at the end of the read ("A terminator set in a callback applies to the rest of
+///   the same read", above). asynchat rescans those kept bytes only after the next
+///   `recv`, so a record they already complete under the new terminator waits for input
+///   the peer may never send, a stall.
 /// * Pushing after `close_when_done` is an error, not a silent drop.
 /// * Record limit and watermarks, above, are additions.
 /// * Output is written until the socket would block, not one send per write event.
@@ -424,7 +442,7 @@ impl<H: ChatHandler> AsyncChat<H> {
             }
             let mut ctx = ChatContext {
                 io: io.reborrow(),
-                terminator,
+                terminator: &terminator,
                 max_record: self.max_record,
                 staged: &mut self.staged,
             };

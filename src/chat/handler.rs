@@ -340,8 +340,11 @@ impl<'a> ChatContext<'_, 'a> {
     }
 
     /// The terminator (asynchat's `get_terminator`): the one set in this callback, if any,
-    /// else the current one. A [`Terminator::Count`] reports the bytes still to come after
-    /// the data being delivered.
+    /// else the current one. As in asynchat, a [`Terminator::Count`] counts down once
+    /// [`collect_incoming_data`](ChatHandler::collect_incoming_data) returns: during it,
+    /// the count still includes the data being delivered (`Count(5)` while receiving the
+    /// first 2 bytes of 5, `Count(3)` while receiving the rest), and `found_terminator`
+    /// sees `Count(0)`.
     pub fn get_terminator(&self) -> &Terminator {
         self.staged.terminator.as_ref().unwrap_or(self.terminator)
     }

@@ -448,8 +448,15 @@ mod tests {
     #[test]
     fn count_counts_down_across_reads() {
         let mut s = script(Terminator::Count(5), |ctx, ev, _| {
+            // As asynchat's get_terminator: the count before this data.
             if *ev == d(b"ab") {
+                assert_eq!(ctx.get_terminator(), &Terminator::Count(5));
+            }
+            if *ev == d(b"cde") {
                 assert_eq!(ctx.get_terminator(), &Terminator::Count(3));
+            }
+            if *ev == Ev::Term || *ev == d(b"fg") {
+                assert_eq!(ctx.get_terminator(), &Terminator::Count(0));
             }
             Ok(())
         });

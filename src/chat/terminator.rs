@@ -1,5 +1,6 @@
 //! The terminator scanner: asynchat's input splitting, without a socket.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::io;
 
@@ -220,9 +221,11 @@ pub enum Piece<'a> {
 /// * A count is updated when its [`Piece::Data`] is returned, so
 ///   [`terminator`] already reports the remaining count while the caller
 ///   handles that piece; CPython updates it after `collect_incoming_data`
-///   returns. Likewise a `set_terminator` made between the last data piece of
-///   a count and its [`Piece::Terminator`] is kept, where CPython overwrites
-///   it with `0`.
+///   returns. ([`ChatContext::get_terminator`](crate::chat::ChatContext::get_terminator)
+///   reports CPython's value.) A `set_terminator` made between the last data
+///   piece of a count and its [`Piece::Terminator`] is kept, where CPython
+///   overwrites it with `0` (see "Differences from asynchat" on
+///   [`AsyncChat`](crate::chat::AsyncChat)).
 /// * CPython scans only when `recv` returned data; here [`next_piece`] scans
 ///   whenever it is called. A terminator changed *outside* the callbacks
 ///   therefore applies to held bytes at the next call rather than at the next
@@ -276,6 +279,9 @@ pub struct Scanner {
     max_record: Option<usize>,
     /// Bytes of the current `Bytes`-terminated record delivered so far.
     record: usize,
+    /// The count before the last piece, if that piece was counted data: what asynchat's
+    /// `get_terminator` reports during its `collect_incoming_data` (it counts down after).
+    counted_from: Option<u64>,
 }
 
 /// A piece as positions in the buffer, so the scanner is not borrowed while deciding.
@@ -483,14 +489,21 @@ impl Scanner {
         Ok(self.advance()?.map(|raw| self.piece(raw)))
     }
 
-    /// [`next_piece`](Scanner::next_piece) and the terminator after it, borrowed together:
-    /// the chat glue hands both to a callback.
+    /// [`next_piece`](Scanner::next_piece) and the terminator as asynchat's
+    /// `get_terminator` reports it during that piece's callback, borrowed together: the
+    /// chat glue hands both to a callback. That is the current terminator, except for
+    /// counted data, where asynchat still reports the count *before* the data (it counts
+    /// down after `collect_incoming_data` returns).
     pub(crate) fn next_piece_with_terminator(
         &mut self,
-    ) -> io::Result<Option<(Piece<'_>, &Terminator)>> {
-        Ok(self
-            .advance()?
-            .map(|raw| (self.piece(raw), &self.terminator)))
+    ) -> io::Result<Option<(Piece<'_>, Cow<'_, Terminator>)>> {
+        Ok(self.advance()?.map(|raw| {
+            let seen = match self.counted_from {
+                Some(n) => Cow::Owned(Terminator::Count(n)),
+                None => Cow::Borrowed(&self.terminator),
+            };
+            (self.piece(raw), seen)
+        }))
     }
 
     fn piece(&self, raw: Raw) -> Piece<'_> {
@@ -502,6 +515,7 @@ impl Scanner {
 
     /// Takes the next piece, as positions in `buf`.
     fn advance(&mut self) -> io::Result<Option<Raw>> {
+        self.counted_from = None;
         if let Some(skip) = self.pending.take() {
             self.start += skip;
             self.record = 0;
@@ -511,17 +525,20 @@ impl Scanner {
         let step = match &self.terminator {
             _ if live.is_empty() => Step::NeedMore,
             Terminator::None | Terminator::Count(0) => Step::Data(live.len()),
-            &Terminator::Count(n) => match usize::try_from(n) {
-                Ok(n) if n <= live.len() => {
-                    self.terminator = Terminator::Count(0);
-                    Step::DataThenTerminator(n, 0)
+            &Terminator::Count(n) => {
+                self.counted_from = Some(n);
+                match usize::try_from(n) {
+                    Ok(n) if n <= live.len() => {
+                        self.terminator = Terminator::Count(0);
+                        Step::DataThenTerminator(n, 0)
+                    }
+                    _ => {
+                        // live.len() < n: fits in u64 on every supported target.
+                        self.terminator = Terminator::Count(n - live.len() as u64);
+                        Step::Data(live.len())
+                    }
                 }
-                _ => {
-                    // live.len() < n: fits in u64 on every supported target.
-                    self.terminator = Terminator::Count(n - live.len() as u64);
-                    Step::Data(live.len())
-                }
-            },
+            }
             Terminator::Bytes(t) => match find(live, t) {
                 Some(0) => Step::Terminator(t.len()),
                 Some(i) => self.limit(i, Step::DataThenTerminator(i, t.len())),

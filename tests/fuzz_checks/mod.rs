@@ -385,9 +385,16 @@ impl ChatHandler for Probe {
         ctx: &mut ChatContext<'_, '_>,
         data: &[u8],
     ) -> io::Result<()> {
+        // During counted data get_terminator still includes it (as asynchat's).
+        let after = match ctx.get_terminator() {
+            &Terminator::Count(n) if n > 0 => {
+                Terminator::Count(n.saturating_sub(data.len() as u64))
+            }
+            t => t.clone(),
+        };
         self.record(ChatEv::Data {
             bytes: data.to_vec(),
-            after: ctx.get_terminator().clone(),
+            after,
         });
         Ok(())
     }
