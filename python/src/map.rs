@@ -42,7 +42,7 @@ impl<'py> Map<'py> {
             // No Python code runs while the dict is walked, so it cannot change under us.
             Map::Dict(d) => out.extend(d.iter()),
             Map::Other(m) => {
-                for item in m.call_method0(intern!(m.py(), "items"))?.iter()? {
+                for item in m.call_method0(intern!(m.py(), "items"))?.try_iter()? {
                     out.push(item?.extract()?);
                 }
             }

@@ -43,7 +43,7 @@ pub(crate) fn init(
     disconnected: Bound<'_, PyFrozenSet>,
 ) -> PyResult<()> {
     crate::guard(|| {
-        let select = py.import_bound("select")?;
+        let select = py.import("select")?;
         let get = |name: &str| -> PyResult<i64> { select.getattr(name)?.extract() };
         let flags = PollFlags {
             pollin: get("POLLIN")?,
@@ -73,7 +73,7 @@ pub(crate) fn ctx(py: Python<'_>) -> PyResult<&Ctx> {
 
 impl Ctx {
     fn is_reraised(&self, py: Python<'_>, err: &PyErr) -> PyResult<bool> {
-        err.value_bound(py).is_instance(self.reraised.bind(py))
+        err.value(py).is_instance(self.reraised.bind(py))
     }
 
     /// `obj.<method>()` inside an `except` clause for `err`.
@@ -142,7 +142,7 @@ impl Ctx {
         match steps() {
             Ok(()) => Ok(()),
             Err(e) if e.is_instance_of::<PyOSError>(py) => {
-                let errno = e.value_bound(py).getattr(intern!(py, "errno"))?;
+                let errno = e.value(py).getattr(intern!(py, "errno"))?;
                 let method = if self.disconnected.bind(py).contains(errno)? {
                     "handle_close"
                 } else {

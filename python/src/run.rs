@@ -57,7 +57,7 @@ pub(crate) fn run(
             Backend::Epoll => Some(Cached::new()?),
             _ => None,
         };
-        while map.is_truthy()? && left.map_or(true, |n| n > 0) {
+        while map.is_truthy()? && left.is_none_or(|n| n > 0) {
             match &mut cached {
                 Some(c) => c.once(py, ctx, &map, timeout, &waiter, touched.as_ref())?,
                 None => exact.once(py, ctx, &map, timeout, backend, &waiter)?,
@@ -90,7 +90,7 @@ struct Waiter {
 
 impl Waiter {
     fn new(py: Python<'_>) -> PyResult<Waiter> {
-        let threading = py.import_bound(intern!(py, "threading"))?;
+        let threading = py.import(intern!(py, "threading"))?;
         let current = threading.call_method0(intern!(py, "current_thread"))?;
         let main = threading.call_method0(intern!(py, "main_thread"))?;
         Ok(Waiter {
@@ -204,7 +204,7 @@ impl<'py> Exact<'py> {
         if backend == Backend::Select {
             if self.events.iter().any(|e| e.is_invalid()) {
                 // select(2) failed with EBADF: CPython's select.select raises.
-                let ebadf: i32 = py.import_bound("errno")?.getattr("EBADF")?.extract()?;
+                let ebadf: i32 = py.import("errno")?.getattr("EBADF")?.extract()?;
                 return Err(std::io::Error::from_raw_os_error(ebadf).into());
             }
             // Each phase in the map's order, as select.select returns its lists.
@@ -302,7 +302,7 @@ impl<'py> Cached<'py> {
         let now = Instant::now();
         if self
             .last_scan
-            .map_or(true, |t| now.duration_since(t) >= FULL_SCAN)
+            .is_none_or(|t| now.duration_since(t) >= FULL_SCAN)
             || map.len()? != self.by_fd.len()
         {
             self.full_scan(py, map)?;
