@@ -130,12 +130,14 @@ class async_chat(asyncore.dispatcher):
         else:
             self.producer_fifo.append(data)
         self.initiate_send()
-        asyncore._touch(self._map, self._fileno)
+        if asyncore._epoll_watch:
+            asyncore._touch(self._map, self._fileno)
 
     def push_with_producer(self, producer):
         self.producer_fifo.append(producer)
         self.initiate_send()
-        asyncore._touch(self._map, self._fileno)
+        if asyncore._epoll_watch:
+            asyncore._touch(self._map, self._fileno)
 
     def readable(self):
         "predicate for inclusion in the readable for select()"
@@ -148,7 +150,8 @@ class async_chat(asyncore.dispatcher):
     def close_when_done(self):
         "automatically close this channel once the outgoing queue is empty"
         self.producer_fifo.append(None)
-        asyncore._touch(self._map, self._fileno)
+        if asyncore._epoll_watch:
+            asyncore._touch(self._map, self._fileno)
 
     def initiate_send(self):
         while self.producer_fifo and self.connected:

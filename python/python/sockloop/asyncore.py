@@ -93,7 +93,8 @@ def update_interest(obj):
     outside ``obj``'s own handlers (by another channel's handler or another
     thread). A no-op otherwise.
     """
-    _touch(obj._map, obj._fileno)
+    if _epoll_watch:
+        _touch(obj._map, obj._fileno)
 
 
 def _backend(use_poll, backend):
@@ -194,7 +195,8 @@ class dispatcher:
         if map is None:
             map = self._map
         map[self._fileno] = self
-        _touch(map, self._fileno)
+        if _epoll_watch:
+            _touch(map, self._fileno)
 
     def del_channel(self, map=None):
         fd = self._fileno
@@ -202,7 +204,8 @@ class dispatcher:
             map = self._map
         if fd in map:
             del map[fd]
-            _touch(map, fd)
+            if _epoll_watch:
+                _touch(map, fd)
         self._fileno = None
 
     def create_socket(self, family=socket.AF_INET, type=socket.SOCK_STREAM):
@@ -235,7 +238,8 @@ class dispatcher:
         if os.name == 'nt' and num > 5:
             num = 5
         result = self.socket.listen(num)
-        _touch(self._map, self._fileno)
+        if _epoll_watch:
+            _touch(self._map, self._fileno)
         return result
 
     def bind(self, addr):
@@ -245,7 +249,8 @@ class dispatcher:
     def connect(self, address):
         self.connected = False
         self.connecting = True
-        _touch(self._map, self._fileno)
+        if _epoll_watch:
+            _touch(self._map, self._fileno)
         err = self.socket.connect_ex(address)
         if err in (EINPROGRESS, EALREADY, EWOULDBLOCK) \
                 or err == EINVAL and os.name == 'nt':
@@ -415,7 +420,8 @@ class dispatcher_with_send(dispatcher):
             self.log_info('sending %s' % repr(data))
         self.out_buffer = self.out_buffer + data
         self.initiate_send()
-        _touch(self._map, self._fileno)
+        if _epoll_watch:
+            _touch(self._map, self._fileno)
 
 
 
