@@ -90,31 +90,68 @@ impl Ctx {
         Ok(())
     }
 
-    /// The `except` clauses of `read`, `write` and `_exception`.
+    /// Calls `obj.<method>()` for an exception raised where CPython's bare `except:`
+    /// would catch it: `handle_error` (or, with `fixes`, `handle_close` for a disconnect
+    /// error); `ExitNow`, `KeyboardInterrupt` and `SystemExit` propagate.
+    pub(crate) fn handle_exception(
+        &self,
+        py: Python<'_>,
+        obj: &Bound<'_, PyAny>,
+        err: PyErr,
+        fixes: bool,
+    ) -> PyResult<()> {
+        if self.is_reraised(py, &err)? {
+            return Err(err);
+        }
+        let method = if fixes && self.is_disconnect(py, &err)? {
+            "handle_close"
+        } else {
+            "handle_error"
+        };
+        self.call_with(py, obj, err, method)
+    }
+
+    fn is_disconnect(&self, py: Python<'_>, err: &PyErr) -> PyResult<bool> {
+        if !err.is_instance_of::<PyOSError>(py) {
+            return Ok(false);
+        }
+        let errno = err.value(py).getattr(intern!(py, "errno"))?;
+        self.disconnected.bind(py).contains(errno)
+    }
+
+    /// `read`, `write` and `_exception`: one hook, CPython's `except` clauses.
     fn one_event(
         &self,
         py: Python<'_>,
         obj: &Bound<'_, PyAny>,
         hook: &Bound<'_, pyo3::types::PyString>,
+        fixes: bool,
     ) -> PyResult<()> {
         match obj.call_method0(hook) {
             Ok(_) => Ok(()),
-            Err(e) if self.is_reraised(py, &e)? => Err(e),
-            Err(e) => self.call_with(py, obj, e, "handle_error"),
+            Err(e) => self.handle_exception(py, obj, e, fixes),
         }
     }
 
     /// CPython's `readwrite(obj, flags)`. `alive()` is asked after each hook; once it
     /// says no (the loop's check that `obj` is still the map's entry for its descriptor),
-    /// the rest of the event is not delivered: no `handle_close` after a close.
+    /// the rest of the event is not delivered: no `handle_close` after a close. With
+    /// `fixes`, a hang-up that comes with input is not closed yet: reading goes on (the
+    /// event repeats) until the handler reads end of file, so no data is lost.
     pub(crate) fn readwrite(
         &self,
         py: Python<'_>,
         obj: &Bound<'_, PyAny>,
         flags: i64,
         alive: &dyn Fn() -> PyResult<bool>,
+        fixes: bool,
     ) -> PyResult<()> {
         let f = self.flags;
+        let close = if fixes && flags & f.pollin != 0 {
+            f.pollerr | f.pollnval
+        } else {
+            f.pollhup | f.pollerr | f.pollnval
+        };
         let steps = || -> PyResult<()> {
             if flags & f.pollin != 0 {
                 obj.call_method0(intern!(py, "handle_read_event"))?;
@@ -134,61 +171,70 @@ impl Ctx {
                     return Ok(());
                 }
             }
-            if flags & (f.pollhup | f.pollerr | f.pollnval) != 0 {
+            if flags & close != 0 {
                 obj.call_method0(intern!(py, "handle_close"))?;
             }
             Ok(())
         };
         match steps() {
             Ok(()) => Ok(()),
+            // readwrite's own `except OSError` clause: disconnects close, on every call.
             Err(e) if e.is_instance_of::<PyOSError>(py) => {
-                let errno = e.value(py).getattr(intern!(py, "errno"))?;
-                let method = if self.disconnected.bind(py).contains(errno)? {
+                let method = if self.is_disconnect(py, &e)? {
                     "handle_close"
                 } else {
                     "handle_error"
                 };
                 self.call_with(py, obj, e, method)
             }
-            Err(e) if self.is_reraised(py, &e)? => Err(e),
-            Err(e) => self.call_with(py, obj, e, "handle_error"),
+            Err(e) => self.handle_exception(py, obj, e, false),
         }
     }
 
-    pub(crate) fn read(&self, py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.one_event(py, obj, intern!(py, "handle_read_event"))
+    pub(crate) fn read(&self, py: Python<'_>, obj: &Bound<'_, PyAny>, fixes: bool) -> PyResult<()> {
+        self.one_event(py, obj, intern!(py, "handle_read_event"), fixes)
     }
 
-    pub(crate) fn write(&self, py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.one_event(py, obj, intern!(py, "handle_write_event"))
+    pub(crate) fn write(
+        &self,
+        py: Python<'_>,
+        obj: &Bound<'_, PyAny>,
+        fixes: bool,
+    ) -> PyResult<()> {
+        self.one_event(py, obj, intern!(py, "handle_write_event"), fixes)
     }
 
-    pub(crate) fn exception(&self, py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.one_event(py, obj, intern!(py, "handle_expt_event"))
+    pub(crate) fn exception(
+        &self,
+        py: Python<'_>,
+        obj: &Bound<'_, PyAny>,
+        fixes: bool,
+    ) -> PyResult<()> {
+        self.one_event(py, obj, intern!(py, "handle_expt_event"), fixes)
     }
 }
 
 /// `asyncore.read(obj)`.
 #[pyfunction]
 pub(crate) fn read(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<()> {
-    crate::guard(|| ctx(py)?.read(py, obj))
+    crate::guard(|| ctx(py)?.read(py, obj, false))
 }
 
 /// `asyncore.write(obj)`.
 #[pyfunction]
 pub(crate) fn write(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<()> {
-    crate::guard(|| ctx(py)?.write(py, obj))
+    crate::guard(|| ctx(py)?.write(py, obj, false))
 }
 
 /// `asyncore._exception(obj)`.
 #[pyfunction]
 #[pyo3(name = "_exception")]
 pub(crate) fn exception(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<()> {
-    crate::guard(|| ctx(py)?.exception(py, obj))
+    crate::guard(|| ctx(py)?.exception(py, obj, false))
 }
 
 /// `asyncore.readwrite(obj, flags)`: every flag is delivered, as in CPython.
 #[pyfunction]
 pub(crate) fn readwrite(py: Python<'_>, obj: &Bound<'_, PyAny>, flags: i64) -> PyResult<()> {
-    crate::guard(|| ctx(py)?.readwrite(py, obj, flags, &|| Ok(true)))
+    crate::guard(|| ctx(py)?.readwrite(py, obj, flags, &|| Ok(true), false))
 }

@@ -34,7 +34,7 @@ const FULL_SCAN: Duration = Duration::from_secs(1);
 
 /// `loop()`'s work, `count` iterations (`None`: while the map is not empty).
 #[pyfunction]
-#[pyo3(signature = (timeout, map, count, backend, touched=None))]
+#[pyo3(signature = (timeout, map, count, backend, touched=None, fixes=false))]
 pub(crate) fn run(
     py: Python<'_>,
     timeout: Option<f64>,
@@ -42,6 +42,7 @@ pub(crate) fn run(
     count: Option<i64>,
     backend: &str,
     touched: Option<Bound<'_, PyList>>,
+    fixes: bool,
 ) -> PyResult<()> {
     crate::guard(|| {
         let ctx = ctx(py)?;
@@ -59,8 +60,8 @@ pub(crate) fn run(
         };
         while map.is_truthy()? && left.is_none_or(|n| n > 0) {
             match &mut cached {
-                Some(c) => c.once(py, ctx, &map, timeout, &waiter, touched.as_ref())?,
-                None => exact.once(py, ctx, &map, timeout, backend, &waiter)?,
+                Some(c) => c.once(py, ctx, &map, timeout, &waiter, touched.as_ref(), fixes)?,
+                None => exact.once(py, ctx, &map, timeout, backend, &waiter, fixes)?,
             }
             left = left.map(|n| n - 1);
         }
@@ -159,6 +160,19 @@ fn interest_of(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Interest> {
     Ok(Interest::from_flags(r, w))
 }
 
+/// [`interest_of`]; with `fixes`, an exception from a predicate goes to the channel's
+/// `handle_error` (which closes it) instead of ending the loop, and the channel is not
+/// watched this iteration.
+fn ask(py: Python<'_>, ctx: &Ctx, obj: &Bound<'_, PyAny>, fixes: bool) -> PyResult<Interest> {
+    match interest_of(py, obj) {
+        Err(e) if fixes => {
+            ctx.handle_exception(py, obj, e, false)?;
+            Ok(Interest::NONE)
+        }
+        other => other,
+    }
+}
+
 type Item<'py> = (Bound<'py, PyAny>, Bound<'py, PyAny>);
 
 /// select and poll: CPython's `poll()` / `poll2()`, one fresh registration per iteration.
@@ -178,6 +192,7 @@ impl<'py> Exact<'py> {
         timeout: Option<Duration>,
         backend: Backend,
         waiter: &Waiter,
+        fixes: bool,
     ) -> PyResult<()> {
         if !map.is_truthy()? {
             return Ok(());
@@ -186,7 +201,7 @@ impl<'py> Exact<'py> {
         let mut poller = SendPoller(Poller::new(backend)?);
         self.asked.clear();
         for (key, obj) in self.items.drain(..) {
-            let interest = interest_of(py, &obj)?;
+            let interest = ask(py, ctx, &obj, fixes)?;
             if !interest.is_empty() {
                 let fd = fd_of(&key)?;
                 let k = self.asked.len();
@@ -226,14 +241,14 @@ impl<'py> Exact<'py> {
             }
             if backend == Backend::Select {
                 if ev.is_readable() {
-                    ctx.read(py, obj)?;
+                    ctx.read(py, obj, fixes)?;
                 } else if ev.is_writable() {
-                    ctx.write(py, obj)?;
+                    ctx.write(py, obj, fixes)?;
                 } else {
-                    ctx.exception(py, obj)?;
+                    ctx.exception(py, obj, fixes)?;
                 }
             } else {
-                ctx.readwrite(py, obj, poll_flags(ctx, ev), &|| map.holds(key, obj))?;
+                ctx.readwrite(py, obj, poll_flags(ctx, ev), &|| map.holds(key, obj), fixes)?;
             }
         }
         Ok(())
@@ -262,6 +277,7 @@ struct Cached<'py> {
     items: Vec<Item<'py>>,
     scan: u64,
     last_scan: Option<Instant>,
+    fixes: bool,
 }
 
 impl<'py> Cached<'py> {
@@ -276,6 +292,7 @@ impl<'py> Cached<'py> {
             items: Vec::new(),
             scan: 0,
             last_scan: None,
+            fixes: false,
         })
     }
 
@@ -287,7 +304,9 @@ impl<'py> Cached<'py> {
         timeout: Option<Duration>,
         waiter: &Waiter,
         touched: Option<&Bound<'py, PyList>>,
+        fixes: bool,
     ) -> PyResult<()> {
+        self.fixes = fixes;
         let mut keys = std::mem::take(&mut self.dirty);
         if let Some(t) = touched.filter(|t| !t.is_empty()) {
             keys.extend(t.iter());
@@ -295,7 +314,7 @@ impl<'py> Cached<'py> {
         }
         for key in keys.drain(..) {
             if !key.is_none() {
-                self.sync(py, map, &key)?;
+                self.sync(py, ctx, map, &key)?;
             }
         }
         self.dirty = keys;
@@ -305,7 +324,7 @@ impl<'py> Cached<'py> {
             .is_none_or(|t| now.duration_since(t) >= FULL_SCAN)
             || map.len()? != self.by_fd.len()
         {
-            self.full_scan(py, map)?;
+            self.full_scan(py, ctx, map)?;
             self.last_scan = Some(now);
         }
         let any_broken = self.slots.iter().flatten().any(|s| s.broken);
@@ -352,14 +371,20 @@ impl<'py> Cached<'py> {
         for (key, obj, flags) in todo {
             self.dirty.push(key.clone());
             if map.holds(&key, &obj)? {
-                ctx.readwrite(py, &obj, flags, &|| map.holds(&key, &obj))?;
+                ctx.readwrite(py, &obj, flags, &|| map.holds(&key, &obj), self.fixes)?;
             }
         }
         Ok(())
     }
 
     /// Brings the registration of one map key up to date with the map and the predicates.
-    fn sync(&mut self, py: Python<'py>, map: &Map<'py>, key: &Bound<'py, PyAny>) -> PyResult<()> {
+    fn sync(
+        &mut self,
+        py: Python<'py>,
+        ctx: &Ctx,
+        map: &Map<'py>,
+        key: &Bound<'py, PyAny>,
+    ) -> PyResult<()> {
         let fd = fd_of(key)?;
         let cur = map.get(key)?;
         let slot = self.by_fd.get(&fd).copied();
@@ -369,23 +394,23 @@ impl<'py> Cached<'py> {
             (Some(obj), Some(i)) => {
                 let same = self.slots[i].as_ref().is_some_and(|s| s.obj.is(&obj));
                 if same {
-                    self.refresh(py, i)?;
+                    self.refresh(py, ctx, i)?;
                 } else {
                     self.remove(i);
-                    self.add(py, key, obj, fd)?;
+                    self.add(py, ctx, key, obj, fd)?;
                 }
             }
-            (Some(obj), None) => self.add(py, key, obj, fd)?,
+            (Some(obj), None) => self.add(py, ctx, key, obj, fd)?,
         }
         Ok(())
     }
 
-    fn full_scan(&mut self, py: Python<'py>, map: &Map<'py>) -> PyResult<()> {
+    fn full_scan(&mut self, py: Python<'py>, ctx: &Ctx, map: &Map<'py>) -> PyResult<()> {
         self.scan += 1;
         let mut items = std::mem::take(&mut self.items);
         map.items(&mut items)?;
         let result = items.iter().try_for_each(|(key, _)| -> PyResult<()> {
-            self.sync(py, map, key)?;
+            self.sync(py, ctx, map, key)?;
             if let Some(&i) = self.by_fd.get(&fd_of(key)?) {
                 if let Some(s) = self.slots[i].as_mut() {
                     s.scan = self.scan;
@@ -405,11 +430,11 @@ impl<'py> Cached<'py> {
         Ok(())
     }
 
-    fn refresh(&mut self, py: Python<'py>, i: usize) -> PyResult<()> {
+    fn refresh(&mut self, py: Python<'py>, ctx: &Ctx, i: usize) -> PyResult<()> {
         let Some(slot) = self.slots[i].as_ref() else {
             return Ok(());
         };
-        let interest = interest_of(py, &slot.obj.clone())?;
+        let interest = ask(py, ctx, &slot.obj.clone(), self.fixes)?;
         let Some(slot) = self.slots[i].as_mut() else {
             return Ok(());
         };
@@ -425,11 +450,12 @@ impl<'py> Cached<'py> {
     fn add(
         &mut self,
         py: Python<'py>,
+        ctx: &Ctx,
         key: &Bound<'py, PyAny>,
         obj: Bound<'py, PyAny>,
         fd: RawFd,
     ) -> PyResult<()> {
-        let interest = interest_of(py, &obj)?;
+        let interest = ask(py, ctx, &obj, self.fixes)?;
         // The predicates may have changed the map (a close, a new channel on this fd).
         if let Some(i) = self.by_fd.get(&fd).copied() {
             self.remove(i);

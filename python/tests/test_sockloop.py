@@ -20,13 +20,13 @@ from sockloop import asynchat, asyncore
 BACKENDS = ("select", "poll", "epoll")
 
 
-def loop_until(pred, backend, map, deadline=5.0):
+def loop_until(pred, backend, map, deadline=5.0, **kwargs):
     """Step the loop until pred() holds; fail after `deadline` seconds."""
     end = time.monotonic() + deadline
     while not pred():
         if time.monotonic() > end:
             raise AssertionError("condition not reached within %.1f s" % deadline)
-        asyncore.loop(timeout=0.01, map=map, count=1, backend=backend)
+        asyncore.loop(timeout=0.01, map=map, count=1, backend=backend, **kwargs)
 
 
 class Echo(asyncore.dispatcher_with_send):
@@ -547,6 +547,99 @@ class Fixes(unittest.TestCase):
                 asyncore.loop(timeout=1, map=m, count=3, backend=backend)
                 self.assertEqual(ch.closes, 1, log)
                 self.assertEqual(m, {})
+
+
+class OptInFixes(unittest.TestCase):
+    """loop(..., fixes=True): off by default, because CPython programs can see them."""
+
+    def reset_channel(self, record):
+        m = {}
+        a, b = socket.socketpair()
+        self.addCleanup(b.close)
+
+        class Ch(asyncore.dispatcher):
+            def writable(self):
+                return False
+
+            def handle_read(self):
+                raise OSError(errno.ECONNRESET, "reset")
+
+            def handle_error(self):
+                record.append("error")
+                self.close()
+
+            def handle_close(self):
+                record.append("close")
+                self.close()
+
+        Ch(a, map=m)
+        b.sendall(b"x")
+        return m
+
+    def test_disconnect_routing_under_select(self):
+        record = []
+        asyncore.loop(timeout=1, map=self.reset_channel(record), count=3, backend="select")
+        self.assertEqual(record, ["error"])  # CPython's select routing
+        for backend in BACKENDS:
+            with self.subTest(backend=backend):
+                record = []
+                asyncore.loop(timeout=1, map=self.reset_channel(record), count=3,
+                              backend=backend, fixes=True)
+                self.assertEqual(record, ["close"])
+
+    def test_hangup_with_unread_input(self):
+        payload = bytes(range(256)) * 400  # 100 KiB, read 1000 bytes per event
+
+        def run(backend, fixes):
+            m = {}
+            a, b = socket.socketpair()
+            b.sendall(payload)
+            b.close()
+            got = bytearray()
+
+            class Slow(asyncore.dispatcher):
+                def writable(self):
+                    return False
+
+                def handle_read(self):
+                    got.extend(self.recv(1000))
+
+                def handle_close(self):
+                    self.close()
+
+            Slow(a, map=m)
+            end = time.monotonic() + 5
+            while m and time.monotonic() < end:
+                asyncore.loop(timeout=0.01, map=m, count=1, backend=backend, fixes=fixes)
+            self.assertEqual(m, {})
+            return bytes(got)
+
+        for backend in ("poll", "epoll"):
+            with self.subTest(backend=backend):
+                self.assertLess(len(run(backend, False)), len(payload))  # CPython drops it
+                self.assertEqual(run(backend, True), payload)
+
+    def test_predicate_errors_stay_in_their_channel(self):
+        for backend in BACKENDS:
+            with self.subTest(backend=backend):
+                m, errors = {}, []
+                a, b = socket.socketpair()
+                self.addCleanup(b.close)
+
+                class Bad(asyncore.dispatcher):
+                    def readable(self):
+                        raise LookupError("predicate")
+
+                    def handle_error(self):
+                        errors.append(sys.exc_info()[0])
+                        self.close()
+
+                Bad(a, map=m)
+                server = Server(m)
+                c = Client(server.port, m, b"still served")
+                loop_until(lambda: c.received == b"still served", backend, m, fixes=True)
+                self.assertEqual(errors, [LookupError])
+                asyncore.close_all(m)
 
 
 class FileDispatcher(unittest.TestCase):

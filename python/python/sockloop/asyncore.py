@@ -14,6 +14,14 @@ Additions, all keyword-only or new names:
   removed, or that were passed to ``update_interest()``; every channel is asked
   again at least once a second. select and poll ask every channel every
   iteration, as CPython does.
+* ``loop(..., fixes=True)`` (also ``poll``/``poll2``): the fixes that change what
+  CPython programs can observe, off by default: disconnect errors raised in a
+  handler go to ``handle_close`` under select too (CPython: ``handle_error``
+  under select, ``handle_close`` under poll); a hang-up that arrives with unread
+  input keeps delivering read events until the handler reads end of file
+  (CPython closes after one read, dropping the rest); an exception raised by
+  ``readable()``/``writable()`` goes to that channel's ``handle_error`` instead
+  of ending the loop.
 * ``update_interest(obj)``: tell an epoll loop that ``obj``'s ``readable()`` or
   ``writable()`` answer changed outside its own handlers. ``send()`` of
   ``dispatcher_with_send`` and ``push*()`` of ``async_chat`` do it themselves.
@@ -107,42 +115,43 @@ def _backend(use_poll, backend):
     return backend
 
 
-def _run(timeout, map, count, backend):
+def _run(timeout, map, count, backend, fixes):
+    fixes = bool(fixes)
     if backend != "epoll":
-        _sockloop.run(timeout, map, count, backend)
+        _sockloop.run(timeout, map, count, backend, None, fixes)
         return
     key = id(map)
     touched = _epoll_watch.get(key)
     if touched is not None:  # a loop inside a handler of a loop over the same map
-        _sockloop.run(timeout, map, count, backend, touched)
+        _sockloop.run(timeout, map, count, backend, touched, fixes)
         return
     touched = _epoll_watch[key] = []
     try:
-        _sockloop.run(timeout, map, count, backend, touched)
+        _sockloop.run(timeout, map, count, backend, touched, fixes)
     finally:
         if _epoll_watch.get(key) is touched:
             del _epoll_watch[key]
 
 
-def poll(timeout=0.0, map=None):
+def poll(timeout=0.0, map=None, *, fixes=False):
     if map is None:
         map = socket_map
-    _run(timeout, map, 1, "select")
+    _run(timeout, map, 1, "select", fixes)
 
 
-def poll2(timeout=0.0, map=None):
+def poll2(timeout=0.0, map=None, *, fixes=False):
     if map is None:
         map = socket_map
-    _run(timeout, map, 1, "poll")
+    _run(timeout, map, 1, "poll", fixes)
 
 
 poll3 = poll2  # Alias for backward compatibility
 
 
-def loop(timeout=30.0, use_poll=False, map=None, count=None, *, backend=None):
+def loop(timeout=30.0, use_poll=False, map=None, count=None, *, backend=None, fixes=False):
     if map is None:
         map = socket_map
-    _run(timeout, map, count, _backend(use_poll, backend))
+    _run(timeout, map, count, _backend(use_poll, backend), fixes)
 
 
 class dispatcher:
