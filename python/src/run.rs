@@ -58,15 +58,31 @@ pub(crate) fn run(
             Backend::Epoll => Some(Cached::new()?),
             _ => None,
         };
+        let pass = Pass {
+            ctx,
+            waiter: &waiter,
+            timeout,
+            fixes,
+        };
         while map.is_truthy()? && left.is_none_or(|n| n > 0) {
             match &mut cached {
-                Some(c) => c.once(py, ctx, &map, timeout, &waiter, touched.as_ref(), fixes)?,
-                None => exact.once(py, ctx, &map, timeout, backend, &waiter, fixes)?,
+                Some(c) => c.once(py, &pass, &map, touched.as_ref())?,
+                None => exact.once(py, &pass, &map, backend)?,
             }
             left = left.map(|n| n - 1);
         }
         Ok(())
     })
+}
+
+/// What every iteration of one `loop()` call shares.
+#[derive(Clone, Copy)]
+struct Pass<'a> {
+    ctx: &'a Ctx,
+    waiter: &'a Waiter,
+    timeout: Option<Duration>,
+    /// `loop(..., fixes=True)`: the opt-in fixes.
+    fixes: bool,
 }
 
 /// The Python timeout as the core's: `None` waits forever. Negative: select refuses it
@@ -187,13 +203,16 @@ impl<'py> Exact<'py> {
     fn once(
         &mut self,
         py: Python<'py>,
-        ctx: &Ctx,
+        pass: &Pass<'_>,
         map: &Map<'py>,
-        timeout: Option<Duration>,
         backend: Backend,
-        waiter: &Waiter,
-        fixes: bool,
     ) -> PyResult<()> {
+        let Pass {
+            ctx,
+            waiter,
+            timeout,
+            fixes,
+        } = *pass;
         if !map.is_truthy()? {
             return Ok(());
         }
@@ -299,14 +318,12 @@ impl<'py> Cached<'py> {
     fn once(
         &mut self,
         py: Python<'py>,
-        ctx: &Ctx,
+        pass: &Pass<'_>,
         map: &Map<'py>,
-        timeout: Option<Duration>,
-        waiter: &Waiter,
         touched: Option<&Bound<'py, PyList>>,
-        fixes: bool,
     ) -> PyResult<()> {
-        self.fixes = fixes;
+        let ctx = pass.ctx;
+        self.fixes = pass.fixes;
         let mut keys = std::mem::take(&mut self.dirty);
         if let Some(t) = touched.filter(|t| !t.is_empty()) {
             keys.extend(t.iter());
@@ -331,10 +348,10 @@ impl<'py> Cached<'py> {
         let timeout = if any_broken {
             Some(Duration::ZERO)
         } else {
-            timeout
+            pass.timeout
         };
         let mut events = std::mem::take(&mut self.events);
-        let result = self.route(py, ctx, map, waiter, timeout, &mut events, any_broken);
+        let result = self.route(py, ctx, map, pass.waiter, timeout, &mut events, any_broken);
         self.events = events;
         result
     }
