@@ -9,6 +9,7 @@
 
 #![deny(unsafe_code)]
 
+mod epoll;
 mod fd;
 mod map;
 mod route;
@@ -41,5 +42,6 @@ fn _sockloop(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(route::exception, m)?)?;
     m.add_function(wrap_pyfunction!(route::readwrite, m)?)?;
     m.add_function(wrap_pyfunction!(run::run, m)?)?;
+    m.add_class::<epoll::EpollState>()?;
     Ok(())
 }

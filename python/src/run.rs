@@ -6,21 +6,17 @@
 //!   route. The one change: an event goes only to the object that was asked (no stale
 //!   event to another object that took over the descriptor in the same iteration), and
 //!   `readwrite` stops routing an event once its object has left the map.
-//! * epoll ([`Cached`]) keeps registrations between iterations and asks the predicates
-//!   again only for channels whose handlers ran, that were added, removed or touched
-//!   (`_touch` from Python), plus everyone when the map's size changes unexpectedly and
-//!   at least once a second: idle channels cost nothing per iteration.
+//! * epoll ([`Cached`](crate::epoll::Cached)) keeps registrations between iterations:
+//!   see [`crate::epoll`].
 
-use std::collections::HashMap;
-use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::PyList;
 use sockloop::{Backend, Interest, PollEvent, Poller};
 
+use crate::epoll::{Cached, EpollState};
 use crate::fd::{fd_of, with_fd, SendPoller};
 use crate::map::Map;
 use crate::route::{ctx, Ctx};
@@ -29,20 +25,17 @@ use crate::route::{ctx, Ctx};
 /// handlers (and `KeyboardInterrupt`) run promptly: the core retries `EINTR` itself.
 const SIGNAL_SLICE: Duration = Duration::from_millis(50);
 
-/// Epoll mode asks every channel's predicates at least this often.
-const FULL_SCAN: Duration = Duration::from_secs(1);
-
 /// `loop()`'s work, `count` iterations (`None`: while the map is not empty).
 #[pyfunction]
-#[pyo3(signature = (timeout, map, count, backend, touched=None, fixes=false))]
+#[pyo3(signature = (timeout, map, count, backend, fixes=false, state=None))]
 pub(crate) fn run(
     py: Python<'_>,
     timeout: Option<f64>,
     map: &Bound<'_, PyAny>,
     count: Option<i64>,
     backend: &str,
-    touched: Option<Bound<'_, PyList>>,
     fixes: bool,
+    state: Option<Bound<'_, EpollState>>,
 ) -> PyResult<()> {
     crate::guard(|| {
         let ctx = ctx(py)?;
@@ -54,8 +47,14 @@ pub(crate) fn run(
         let waiter = Waiter::new(py)?;
         let mut left = count;
         let mut exact = Exact::default();
-        let mut cached = match backend {
-            Backend::Epoll => Some(Cached::new()?),
+        // epoll: the map's kept state, unless a loop on the same map already holds it
+        // (a loop inside a handler, or in another thread): then a fresh one.
+        let touched = state.as_ref().map(|s| s.get().touched.bind(py).clone());
+        let mut kept = state.as_ref().and_then(|s| s.get().cached.try_lock().ok());
+        let mut fresh = None;
+        let mut cached: Option<&mut Cached> = match (backend, kept.as_deref_mut()) {
+            (Backend::Epoll, Some(c)) => Some(c),
+            (Backend::Epoll, None) => Some(fresh.insert(Cached::new()?)),
             _ => None,
         };
         let pass = Pass {
@@ -77,12 +76,12 @@ pub(crate) fn run(
 
 /// What every iteration of one `loop()` call shares.
 #[derive(Clone, Copy)]
-struct Pass<'a> {
-    ctx: &'a Ctx,
-    waiter: &'a Waiter,
-    timeout: Option<Duration>,
+pub(crate) struct Pass<'a> {
+    pub(crate) ctx: &'a Ctx,
+    pub(crate) waiter: &'a Waiter,
+    pub(crate) timeout: Option<Duration>,
     /// `loop(..., fixes=True)`: the opt-in fixes.
-    fixes: bool,
+    pub(crate) fixes: bool,
 }
 
 /// The Python timeout as the core's: `None` waits forever. Negative: select refuses it
@@ -101,7 +100,7 @@ fn timeout_of(timeout: Option<f64>, backend: Backend) -> PyResult<Option<Duratio
 
 /// Waits with the GIL released; on the main thread in slices, running signal handlers
 /// between them (an exception they raise ends the loop, as in CPython).
-struct Waiter {
+pub(crate) struct Waiter {
     is_main_thread: bool,
 }
 
@@ -115,7 +114,7 @@ impl Waiter {
         })
     }
 
-    fn wait(
+    pub(crate) fn wait(
         &self,
         py: Python<'_>,
         poller: &mut SendPoller,
@@ -149,7 +148,7 @@ impl Waiter {
 }
 
 /// The flags CPython's `readwrite` receives for this event.
-fn poll_flags(ctx: &Ctx, ev: &PollEvent) -> i64 {
+pub(crate) fn poll_flags(ctx: &Ctx, ev: &PollEvent) -> i64 {
     let f = ctx.flags;
     let mut flags = 0;
     for (on, bit) in [
@@ -179,7 +178,12 @@ fn interest_of(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Interest> {
 /// [`interest_of`]; with `fixes`, an exception from a predicate goes to the channel's
 /// `handle_error` (which closes it) instead of ending the loop, and the channel is not
 /// watched this iteration.
-fn ask(py: Python<'_>, ctx: &Ctx, obj: &Bound<'_, PyAny>, fixes: bool) -> PyResult<Interest> {
+pub(crate) fn ask(
+    py: Python<'_>,
+    ctx: &Ctx,
+    obj: &Bound<'_, PyAny>,
+    fixes: bool,
+) -> PyResult<Interest> {
     match interest_of(py, obj) {
         Err(e) if fixes => {
             ctx.handle_exception(py, obj, e, false)?;
@@ -271,243 +275,5 @@ impl<'py> Exact<'py> {
             }
         }
         Ok(())
-    }
-}
-
-struct Slot<'py> {
-    key: Bound<'py, PyAny>,
-    obj: Bound<'py, PyAny>,
-    fd: RawFd,
-    /// The last full scan that saw it in the map.
-    scan: u64,
-    /// The kernel refused it (closed descriptor): it gets `POLLNVAL`, as poll would say.
-    broken: bool,
-}
-
-/// epoll: registrations kept between iterations.
-struct Cached<'py> {
-    poller: SendPoller,
-    slots: Vec<Option<Slot<'py>>>,
-    free: Vec<usize>,
-    by_fd: HashMap<RawFd, usize>,
-    /// Map keys whose predicates are asked again before the next wait.
-    dirty: Vec<Bound<'py, PyAny>>,
-    events: Vec<PollEvent>,
-    items: Vec<Item<'py>>,
-    scan: u64,
-    last_scan: Option<Instant>,
-    fixes: bool,
-}
-
-impl<'py> Cached<'py> {
-    fn new() -> PyResult<Cached<'py>> {
-        Ok(Cached {
-            poller: SendPoller(Poller::new(Backend::Epoll)?),
-            slots: Vec::new(),
-            free: Vec::new(),
-            by_fd: HashMap::new(),
-            dirty: Vec::new(),
-            events: Vec::new(),
-            items: Vec::new(),
-            scan: 0,
-            last_scan: None,
-            fixes: false,
-        })
-    }
-
-    fn once(
-        &mut self,
-        py: Python<'py>,
-        pass: &Pass<'_>,
-        map: &Map<'py>,
-        touched: Option<&Bound<'py, PyList>>,
-    ) -> PyResult<()> {
-        let ctx = pass.ctx;
-        self.fixes = pass.fixes;
-        let mut keys = std::mem::take(&mut self.dirty);
-        if let Some(t) = touched.filter(|t| !t.is_empty()) {
-            keys.extend(t.iter());
-            t.del_slice(0, t.len())?;
-        }
-        for key in keys.drain(..) {
-            if !key.is_none() {
-                self.sync(py, ctx, map, &key)?;
-            }
-        }
-        self.dirty = keys;
-        let now = Instant::now();
-        if self
-            .last_scan
-            .is_none_or(|t| now.duration_since(t) >= FULL_SCAN)
-            || map.len()? != self.by_fd.len()
-        {
-            self.full_scan(py, ctx, map)?;
-            self.last_scan = Some(now);
-        }
-        let any_broken = self.slots.iter().flatten().any(|s| s.broken);
-        let timeout = if any_broken {
-            Some(Duration::ZERO)
-        } else {
-            pass.timeout
-        };
-        let mut events = std::mem::take(&mut self.events);
-        let result = self.route(py, ctx, map, pass.waiter, timeout, &mut events, any_broken);
-        self.events = events;
-        result
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn route(
-        &mut self,
-        py: Python<'py>,
-        ctx: &Ctx,
-        map: &Map<'py>,
-        waiter: &Waiter,
-        timeout: Option<Duration>,
-        events: &mut Vec<PollEvent>,
-        any_broken: bool,
-    ) -> PyResult<()> {
-        waiter.wait(py, &mut self.poller, events, timeout)?;
-        let mut todo: Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>, i64)> = events
-            .iter()
-            .filter_map(|ev| {
-                let s = self.slots.get(ev.key())?.as_ref()?;
-                Some((s.key.clone(), s.obj.clone(), poll_flags(ctx, ev)))
-            })
-            .collect();
-        if any_broken {
-            let nval = ctx.flags.pollnval;
-            todo.extend(
-                self.slots
-                    .iter()
-                    .flatten()
-                    .filter(|s| s.broken)
-                    .map(|s| (s.key.clone(), s.obj.clone(), nval)),
-            );
-        }
-        for (key, obj, flags) in todo {
-            self.dirty.push(key.clone());
-            if map.holds(&key, &obj)? {
-                ctx.readwrite(py, &obj, flags, &|| map.holds(&key, &obj), self.fixes)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Brings the registration of one map key up to date with the map and the predicates.
-    fn sync(
-        &mut self,
-        py: Python<'py>,
-        ctx: &Ctx,
-        map: &Map<'py>,
-        key: &Bound<'py, PyAny>,
-    ) -> PyResult<()> {
-        let fd = fd_of(key)?;
-        let cur = map.get(key)?;
-        let slot = self.by_fd.get(&fd).copied();
-        match (cur, slot) {
-            (None, None) => {}
-            (None, Some(i)) => self.remove(i),
-            (Some(obj), Some(i)) => {
-                let same = self.slots[i].as_ref().is_some_and(|s| s.obj.is(&obj));
-                if same {
-                    self.refresh(py, ctx, i)?;
-                } else {
-                    self.remove(i);
-                    self.add(py, ctx, key, obj, fd)?;
-                }
-            }
-            (Some(obj), None) => self.add(py, ctx, key, obj, fd)?,
-        }
-        Ok(())
-    }
-
-    fn full_scan(&mut self, py: Python<'py>, ctx: &Ctx, map: &Map<'py>) -> PyResult<()> {
-        self.scan += 1;
-        let mut items = std::mem::take(&mut self.items);
-        map.items(&mut items)?;
-        let result = items.iter().try_for_each(|(key, _)| -> PyResult<()> {
-            self.sync(py, ctx, map, key)?;
-            if let Some(&i) = self.by_fd.get(&fd_of(key)?) {
-                if let Some(s) = self.slots[i].as_mut() {
-                    s.scan = self.scan;
-                }
-            }
-            Ok(())
-        });
-        items.clear();
-        self.items = items;
-        result?;
-        let gone: Vec<usize> = (0..self.slots.len())
-            .filter(|&i| self.slots[i].as_ref().is_some_and(|s| s.scan != self.scan))
-            .collect();
-        for i in gone {
-            self.remove(i);
-        }
-        Ok(())
-    }
-
-    fn refresh(&mut self, py: Python<'py>, ctx: &Ctx, i: usize) -> PyResult<()> {
-        let Some(slot) = self.slots[i].as_ref() else {
-            return Ok(());
-        };
-        let interest = ask(py, ctx, &slot.obj.clone(), self.fixes)?;
-        let Some(slot) = self.slots[i].as_mut() else {
-            return Ok(());
-        };
-        let fd = slot.fd;
-        let result = match self.poller.0.interest(i) {
-            Some(_) => with_fd(fd, |b| self.poller.0.modify(b, i, interest)),
-            None => with_fd(fd, |b| self.poller.0.register(b, i, interest)),
-        };
-        slot.broken = result.is_err();
-        Ok(())
-    }
-
-    fn add(
-        &mut self,
-        py: Python<'py>,
-        ctx: &Ctx,
-        key: &Bound<'py, PyAny>,
-        obj: Bound<'py, PyAny>,
-        fd: RawFd,
-    ) -> PyResult<()> {
-        let interest = ask(py, ctx, &obj, self.fixes)?;
-        // The predicates may have changed the map (a close, a new channel on this fd).
-        if let Some(i) = self.by_fd.get(&fd).copied() {
-            self.remove(i);
-        }
-        let i = match self.free.pop() {
-            Some(i) => i,
-            None => {
-                self.slots.push(None);
-                self.slots.len() - 1
-            }
-        };
-        let broken = with_fd(fd, |b| self.poller.0.register(b, i, interest)).is_err();
-        self.slots[i] = Some(Slot {
-            key: key.clone(),
-            obj,
-            fd,
-            scan: self.scan,
-            broken,
-        });
-        self.by_fd.insert(fd, i);
-        Ok(())
-    }
-
-    fn remove(&mut self, i: usize) {
-        let Some(slot) = self.slots[i].take() else {
-            return;
-        };
-        if self.by_fd.get(&slot.fd) == Some(&i) {
-            self.by_fd.remove(&slot.fd);
-        }
-        if self.poller.0.interest(i).is_some() {
-            // The descriptor is usually closed by now (the kernel dropped it already);
-            // the poller forgets the key either way.
-            let _ = with_fd(slot.fd, |b| self.poller.0.deregister(b, i));
-        }
-        self.free.push(i);
     }
 }

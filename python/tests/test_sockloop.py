@@ -185,6 +185,11 @@ class EpollCache(unittest.TestCase):
         # One full scan at the start (and at most one more a second later).
         self.assertLessEqual(len(asked), 100)
         asked.clear()
+        # The state is kept between loop() calls: a program's own `while: loop(count=1)`.
+        for _ in range(100):
+            asyncore.loop(timeout=0.001, map=m, count=1, backend="epoll")
+        self.assertLessEqual(len(asked), 100)
+        asked.clear()
         asyncore.loop(timeout=0.001, map=m, count=100, backend="poll")
         self.assertEqual(len(asked), 50 * 100)
         asyncore.close_all(m)
@@ -270,6 +275,55 @@ class EpollCache(unittest.TestCase):
         t.join()
         asyncore.close_all(m)
         a2.close()
+
+
+class EpollState(unittest.TestCase):
+    def test_nested_loop_on_the_same_map(self):
+        m = {}
+        server = Server(m)
+        inner = []
+
+        class Nester(asyncore.dispatcher):
+            def readable(self):
+                return False
+
+            def writable(self):
+                return not inner
+
+            def handle_write(self):
+                inner.append(1)
+                asyncore.loop(timeout=0.01, map=m, count=3, backend="epoll")
+
+        Nester(socket.socket(), map=m)
+        c = Client(server.port, m, b"nested")
+        loop_until(lambda: c.received == b"nested" and inner, "epoll", m)
+        asyncore.close_all(m)
+        self.assertNotIn(id(m), asyncore._epoll_watch)
+
+    def test_state_dropped_when_the_map_empties_or_another_backend_runs(self):
+        m = {}
+        a, b = socket.socketpair()
+        Pair(a, m, [], "A")
+        asyncore.loop(timeout=0.01, map=m, count=2, backend="epoll")
+        self.assertIn(id(m), asyncore._epoll_watch)
+        asyncore.loop(timeout=0.01, map=m, count=1, backend="poll")
+        self.assertNotIn(id(m), asyncore._epoll_watch)
+        asyncore.loop(timeout=0.01, map=m, count=1, backend="epoll")
+        b.close()
+        loop_until(lambda: not m, "epoll", m)
+        asyncore.loop(timeout=0.01, map=m, count=1, backend="epoll")
+        self.assertNotIn(id(m), asyncore._epoll_watch)
+
+    def test_map_changed_between_loop_calls(self):
+        m = {}
+        server = Server(m)
+        asyncore.loop(timeout=0.01, map=m, count=2, backend="epoll")
+        c = Client(server.port, m, b"later")  # added between two loop() calls
+        loop_until(lambda: c.received == b"later", "epoll", m)
+        c.close()
+        c2 = Client(server.port, m, b"again")  # may reuse c's descriptor number
+        loop_until(lambda: c2.received == b"again", "epoll", m)
+        asyncore.close_all(m)
 
 
 class Threads(unittest.TestCase):

@@ -83,15 +83,16 @@ write = _sockloop.write
 _exception = _sockloop._exception
 readwrite = _sockloop.readwrite
 
-# id(map) -> list of map keys touched while an epoll loop runs over that map.
+# id(map) -> (map, touched map keys, EpollState): the epoll mode's state for a map,
+# kept between loop() calls (so loop(count=1) in a program's own loop stays cheap) until
+# the map is found empty, close_all(map) runs, or a select/poll loop runs on it.
 _epoll_watch = {}
 
 
 def _touch(map, fd):
-    if _epoll_watch:
-        touched = _epoll_watch.get(id(map))
-        if touched is not None:
-            touched.append(fd)
+    entry = _epoll_watch.get(id(map))
+    if entry is not None and entry[0] is map:
+        entry[1].append(fd)
 
 
 def update_interest(obj):
@@ -117,20 +118,27 @@ def _backend(use_poll, backend):
 
 def _run(timeout, map, count, backend, fixes):
     fixes = bool(fixes)
-    if backend != "epoll":
-        _sockloop.run(timeout, map, count, backend, None, fixes)
-        return
     key = id(map)
-    touched = _epoll_watch.get(key)
-    if touched is not None:  # a loop inside a handler of a loop over the same map
-        _sockloop.run(timeout, map, count, backend, touched, fixes)
+    if backend != "epoll":
+        if _epoll_watch:
+            _forget(map)
+        _sockloop.run(timeout, map, count, backend, fixes)
         return
-    touched = _epoll_watch[key] = []
+    entry = _epoll_watch.get(key)
+    if entry is None or entry[0] is not map:
+        touched = []
+        entry = _epoll_watch[key] = (map, touched, _sockloop.EpollState(touched))
     try:
-        _sockloop.run(timeout, map, count, backend, touched, fixes)
+        _sockloop.run(timeout, map, count, backend, fixes, entry[2])
     finally:
-        if _epoll_watch.get(key) is touched:
-            del _epoll_watch[key]
+        if not map:
+            _forget(map)
+
+
+def _forget(map):
+    entry = _epoll_watch.get(id(map))
+    if entry is not None and entry[0] is map:
+        del _epoll_watch[id(map)]
 
 
 def poll(timeout=0.0, map=None, *, fixes=False):
@@ -470,6 +478,8 @@ def close_all(map=None, ignore_all=False):
             if not ignore_all:
                 raise
     map.clear()
+    if _epoll_watch:
+        _forget(map)
 
 
 # Pipes, ttys and other pollable descriptors as channels (POSIX only). Regular files
