@@ -88,6 +88,16 @@ def base_id(test):
     return getattr(test, "test_case", test).id()
 
 
+class CountingResult(unittest.TextTestResult):
+    """Counts passes directly (testsRun's treatment of skips differs across versions)."""
+
+    successes = 0
+
+    def addSuccess(self, test):
+        super().addSuccess(test)
+        self.successes += 1
+
+
 def run_group(group, directory):
     """In the child: run one group, print RESULT {json}."""
     sys.path.insert(0, directory)
@@ -104,15 +114,15 @@ def run_group(group, directory):
                "own": ["test_sockloop"],
                "smtpd": ["test_smtpd"]}[group]
     suite = unittest.defaultTestLoader.loadTestsFromNames(modules)
-    result = unittest.TextTestRunner(verbosity=1, stream=sys.stderr).run(suite)
+    result = unittest.TextTestRunner(verbosity=1, stream=sys.stderr,
+                                     resultclass=CountingResult).run(suite)
     failed, deliberate = [], []
     for test, _ in result.failures + result.errors + [(t, "") for t in result.unexpectedSuccesses]:
         tid = base_id(test)
         reason = next((r for p, r in DELIBERATE.items() if tid.startswith(p)), None)
         (deliberate if reason else failed).append((test.id(), reason))
-    bad_tests = {base_id(t) for t, _ in result.failures + result.errors}
     skipped = len(result.skipped) + len(deliberate)
-    passed = result.testsRun - len(bad_tests) - len(result.skipped) - len(result.unexpectedSuccesses)
+    passed = result.successes
     print("RESULT " + json.dumps({"passed": passed, "failed": len(failed), "skipped": skipped,
                                   "failures": [t for t, _ in failed],
                                   "deliberate": deliberate,
@@ -138,7 +148,11 @@ def main():
                 g.write(f.read())
         files = find_cpython_tests(args.cpython_tests)
         if any(g.startswith("cpython") for g in groups):
-            if files is None:
+            if sys.version_info < (3, 10):
+                print("CPython 3.11's test_asyncore/test_asynchat need test.support from "
+                      "Python >= 3.10: not run on %d.%d" % sys.version_info[:2])
+                groups = [g for g in groups if not g.startswith("cpython")]
+            elif files is None:
                 print("CPython's test_asyncore.py/test_asynchat.py not found: pass "
                       "--cpython-tests DIR (python/test.sh fetches them)", file=sys.stderr)
                 totals["failed"] += 1
