@@ -6,6 +6,9 @@ semantics, built on :mod:`sockloop.asyncore`. Two harmless fixes: the terminator
 defaults to ``None`` (CPython left it unset, so reading before
 ``set_terminator`` raised ``AttributeError``), and an empty item in the output
 queue is skipped instead of costing a zero-length ``send()``.
+
+The classes follow CPython 3.11's ``asynchat`` statement for statement, as "the same
+semantics" requires (CPython: Python Software Foundation License).
 """
 
 from collections import deque

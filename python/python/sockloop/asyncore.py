@@ -27,6 +27,10 @@ Additions, all keyword-only or new names:
   ``dispatcher_with_send`` and ``push*()`` of ``async_chat`` do it themselves.
 
 See the package README for the deliberate differences from CPython.
+
+The dispatcher classes and helpers follow CPython 3.11's ``asyncore`` statement for
+statement, as "the same semantics" requires (CPython: Python Software Foundation
+License); the loop and the routing are sockloop's, in Rust.
 """
 
 import os
