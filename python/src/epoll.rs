@@ -104,9 +104,16 @@ impl Cached {
             keys.extend(t.iter());
             t.del_slice(0, t.len())?;
         }
-        for key in keys {
-            if !key.is_none() {
-                self.sync(py, ctx, map, &key)?;
+        let mut keys = keys.into_iter();
+        while let Some(key) = keys.next() {
+            if key.is_none() {
+                continue;
+            }
+            if let Err(e) = self.sync(py, ctx, map, &key) {
+                // Keep what is left for the next iteration (or the next loop() call).
+                self.dirty.push(key.unbind());
+                self.dirty.extend(keys.map(Bound::unbind));
+                return Err(e);
             }
         }
         let now = Instant::now();
