@@ -165,6 +165,69 @@ class BackendKeyword(unittest.TestCase):
                     asyncore.loop(timeout=0, map={-3: Obj()}, count=1, backend=backend)
 
 
+class BadInput(unittest.TestCase):
+    """Wrong arguments are Python exceptions, never a crash or a hang."""
+
+    def one_channel(self):
+        m = {}
+        a, b = socket.socketpair()
+        self.addCleanup(b.close)
+        Pair(a, m, [], "A")
+        self.addCleanup(asyncore.close_all, m)
+        return m
+
+    def test_timeouts(self):
+        m = self.one_channel()
+        for backend in BACKENDS:
+            with self.subTest(backend=backend):
+                with self.assertRaises(ValueError):
+                    asyncore.loop(timeout=float("nan"), map=m, count=1, backend=backend)
+                with self.assertRaises(TypeError):
+                    asyncore.loop(timeout="soon", map=m, count=1, backend=backend)
+        with self.assertRaises(ValueError):  # select.select refuses it too
+            asyncore.loop(timeout=-1, map=m, count=1, backend="select")
+
+    def test_count_zero_runs_nothing(self):
+        asked = []
+
+        class Obj:
+            accepting = False
+
+            def readable(self):
+                asked.append(1)
+                return True
+
+            def writable(self):
+                return False
+
+        for backend in BACKENDS:
+            asyncore.loop(timeout=0, map={0: Obj()}, count=0, backend=backend)
+        self.assertEqual(asked, [])
+
+    def test_not_a_mapping(self):
+        for backend in BACKENDS:
+            with self.subTest(backend=backend):
+                with self.assertRaises((TypeError, AttributeError)):
+                    asyncore.loop(timeout=0, map=[1, 2], count=1, backend=backend)
+
+    def test_objects_without_the_methods(self):
+        for backend in BACKENDS:
+            with self.subTest(backend=backend):
+                with self.assertRaises(AttributeError):
+                    asyncore.loop(timeout=0, map={0: object()}, count=1, backend=backend)
+        # read()/readwrite() on such an object: CPython's bare except sends the
+        # AttributeError to handle_error, which it lacks too: AttributeError again.
+        with self.assertRaises(AttributeError):
+            asyncore.read(object())
+        with self.assertRaises(AttributeError):
+            asyncore.readwrite(object(), select_flags().POLLIN)
+
+
+def select_flags():
+    import select
+    return select
+
+
 class EpollCache(unittest.TestCase):
     def test_idle_channels_are_not_asked_every_iteration(self):
         asked = []
