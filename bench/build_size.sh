@@ -93,10 +93,17 @@ if [[ ${SOCKLOOP:-auto} == skip ]]; then
 elif [[ ! -f $EX ]]; then
     record sockloop_echo null "" "examples/echo_server.rs does not exist yet"
 else
-    dir=$(one_bin_crate sockloop_echo "$EX" "$ROOT/Cargo.lock" "sockloop = { path = \"$ROOT\" }")
+    deps=("sockloop = { path = \"$ROOT\" }")
+    note="example built as a bin crate depending on sockloop by path"
+    # The examples install env_logger (a dev-dependency of sockloop): the bin crate gets
+    # the same dependency line, so the example builds as it is and its logger is counted.
+    if grep -q env_logger "$EX"; then
+        deps+=("$(grep -E '^env_logger *=' "$ROOT/Cargo.toml")")
+        note="$note, with its env_logger logger"
+    fi
+    dir=$(one_bin_crate sockloop_echo "$EX" "$ROOT/Cargo.lock" "${deps[@]}")
     if timed_build "$dir" "$WORK/sockloop_echo-target"; then
-        record sockloop_echo "$SECS" "$WORK/sockloop_echo-target/release/sockloop_echo" \
-            "example built as a bin crate depending on sockloop by path"
+        record sockloop_echo "$SECS" "$WORK/sockloop_echo-target/release/sockloop_echo" "$note"
     elif timed_build "$ROOT" "$WORK/sockloop_ex-target" --example echo_server; then
         record sockloop_echo "$SECS" "$WORK/sockloop_ex-target/release/examples/echo_server" \
             "built with cargo build --example, which also compiles sockloop's dev-dependencies"

@@ -15,7 +15,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyList;
 use sockloop::{Backend, PollEvent, Poller};
 
-use crate::fd::{fd_of, with_fd, SendPoller};
+use crate::fd::{fd_of, with_fd};
 use crate::map::Map;
 use crate::route::Ctx;
 use crate::run::{ask, poll_flags, Pass, Waiter};
@@ -58,7 +58,7 @@ struct Slot {
 
 /// epoll: registrations kept between iterations (and between `loop()` calls).
 pub(crate) struct Cached {
-    poller: SendPoller,
+    poller: Poller,
     slots: Vec<Option<Slot>>,
     free: Vec<usize>,
     by_fd: HashMap<RawFd, usize>,
@@ -76,7 +76,7 @@ pub(crate) struct Cached {
 impl Cached {
     pub(crate) fn new() -> PyResult<Cached> {
         Ok(Cached {
-            poller: SendPoller(Poller::new(Backend::Epoll)?),
+            poller: Poller::new(Backend::Epoll)?,
             slots: Vec::new(),
             free: Vec::new(),
             by_fd: HashMap::new(),
@@ -247,9 +247,9 @@ impl Cached {
             return Ok(());
         };
         let fd = slot.fd;
-        let result = match self.poller.0.interest(i) {
-            Some(_) => with_fd(fd, |b| self.poller.0.modify(b, i, interest)),
-            None => with_fd(fd, |b| self.poller.0.register(b, i, interest)),
+        let result = match self.poller.interest(i) {
+            Some(_) => with_fd(fd, |b| self.poller.modify(b, i, interest)),
+            None => with_fd(fd, |b| self.poller.register(b, i, interest)),
         };
         slot.broken = result.is_err();
         if slot.broken {
@@ -278,7 +278,7 @@ impl Cached {
                 self.slots.len() - 1
             }
         };
-        let broken = with_fd(fd, |b| self.poller.0.register(b, i, interest)).is_err();
+        let broken = with_fd(fd, |b| self.poller.register(b, i, interest)).is_err();
         if broken {
             self.broken.push(i);
         }
@@ -300,10 +300,10 @@ impl Cached {
         if self.by_fd.get(&slot.fd) == Some(&i) {
             self.by_fd.remove(&slot.fd);
         }
-        if self.poller.0.interest(i).is_some() {
+        if self.poller.interest(i).is_some() {
             // The descriptor is usually closed by now (the kernel dropped it already);
             // the poller forgets the key either way.
-            let _ = with_fd(slot.fd, |b| self.poller.0.deregister(b, i));
+            let _ = with_fd(slot.fd, |b| self.poller.deregister(b, i));
         }
         self.free.push(i);
     }

@@ -40,28 +40,3 @@ pub(crate) fn with_fd<R>(fd: RawFd, f: impl FnOnce(BorrowedFd<'_>) -> R) -> R {
     // does with the same number; no memory is reached through it.
     f(unsafe { BorrowedFd::borrow_raw(fd) })
 }
-
-/// A [`sockloop::Poller`] that may cross into `Python::allow_threads`.
-///
-/// `allow_threads` wants its closure `Send` (PyO3's stand-in for "holds no Python
-/// object"). The core's epoll backend keeps a buffer of `rustix::event::epoll::Event`,
-/// whose `epoll_data` union has a pointer variant, so `Poller` is not `Send` by the auto
-/// trait, though nothing in it is tied to a thread.
-pub(crate) struct SendPoller(pub(crate) sockloop::Poller);
-
-// SAFETY: the only non-`Send` part of a `Poller` is the epoll event buffer's `epoll_data`
-// union, which the core fills and reads as a plain `u64` key and never as a pointer; the
-// rest is descriptors, integers and vectors of them. Moving it to another thread (which
-// `allow_threads` does not even do: it runs the closure on this thread) is sound.
-unsafe impl Send for SendPoller {}
-
-impl SendPoller {
-    /// [`sockloop::Poller::wait`], callable from a closure that must be `Send`.
-    pub(crate) fn wait(
-        &mut self,
-        events: &mut Vec<sockloop::PollEvent>,
-        timeout: Option<std::time::Duration>,
-    ) -> std::io::Result<()> {
-        self.0.wait(events, timeout)
-    }
-}

@@ -17,7 +17,7 @@ use pyo3::prelude::*;
 use sockloop::{Backend, Interest, PollEvent, Poller};
 
 use crate::epoll::{Cached, EpollState};
-use crate::fd::{fd_of, with_fd, SendPoller};
+use crate::fd::{fd_of, with_fd};
 use crate::map::Map;
 use crate::route::{ctx, Ctx};
 
@@ -117,7 +117,7 @@ impl Waiter {
     pub(crate) fn wait(
         &self,
         py: Python<'_>,
-        poller: &mut SendPoller,
+        poller: &mut Poller,
         events: &mut Vec<PollEvent>,
         timeout: Option<Duration>,
     ) -> PyResult<()> {
@@ -221,14 +221,14 @@ impl<'py> Exact<'py> {
             return Ok(());
         }
         map.items(&mut self.items)?;
-        let mut poller = SendPoller(Poller::new(backend)?);
+        let mut poller = Poller::new(backend)?;
         self.asked.clear();
         for (key, obj) in self.items.drain(..) {
             let interest = ask(py, ctx, &obj, fixes)?;
             if !interest.is_empty() {
                 let fd = fd_of(&key)?;
                 let k = self.asked.len();
-                with_fd(fd, |b| poller.0.register(b, k, interest))?;
+                with_fd(fd, |b| poller.register(b, k, interest))?;
                 self.asked.push((key, obj));
             }
         }

@@ -19,6 +19,14 @@ pub(crate) struct Selector {
     always_ready: Vec<(usize, Interest)>,
 }
 
+// SAFETY: the only part of a `Selector` that is not `Send` by the auto trait is the event
+// buffer: rustix's `epoll::Event` holds an `epoll_data` union with a pointer variant. This
+// backend only ever stores and reads a plain `u64` key there (`EventData::new_u64` /
+// `.u64()`), never a pointer, and the rest is a descriptor and plain data, none of it tied
+// to a thread. So a selector (and the public `Poller` over it) may move to another thread,
+// e.g. into the Python package's `allow_threads` while it waits.
+unsafe impl Send for Selector {}
+
 fn flags(interest: Interest) -> EventFlags {
     let mut f = EventFlags::empty();
     if interest.is_readable() {
