@@ -72,6 +72,17 @@ thread_local! {
 /// [`set_watermarks`](AsyncChat::set_watermarks) changes or disables them. Bytes a producer
 /// has not produced yet are not counted.
 ///
+/// # Fairness
+///
+/// One read event delivers at most [`record_budget`](AsyncChat::record_budget) records
+/// (default [`DEFAULT_RECORD_BUDGET`](AsyncChat::DEFAULT_RECORD_BUDGET), 64). Records left
+/// over wait in the scanner; meanwhile the channel reads nothing new and asks for a write
+/// event, which a socket with room in its send buffer reports at once, so the next budget
+/// is delivered in the next iteration, before the loop waits again, after every other
+/// ready channel had its turn. One client's single write of 30,000 commands cannot hold
+/// the loop for the whole batch (asynchat delivered a whole read in one go). End of input
+/// is reported after the last of them.
+///
 /// # Differences from asynchat
 ///
 /// Everywhere else the callbacks, their data and what
@@ -155,11 +166,19 @@ pub struct AsyncChat<H> {
     /// End of file came while records waited for the output to drain: the handler's
     /// `handle_eof` runs once they are delivered.
     eof_waiting: bool,
+    /// The most records delivered per read (or write) event; see "Fairness".
+    record_budget: usize,
+    /// Delivery stopped at the budget with records left: the channel asks for a write
+    /// event (ready at once on a socket with room) to go on, and reads nothing new.
+    backlog: bool,
 }
 
 impl<H: ChatHandler> AsyncChat<H> {
     /// asynchat's `ac_in_buffer_size`: the most one read event receives.
     pub const DEFAULT_IN_BUFFER_SIZE: usize = 65536;
+
+    /// The default [record budget](AsyncChat::set_record_budget): 64 records per event.
+    pub const DEFAULT_RECORD_BUDGET: usize = 64;
 
     /// The default output watermarks, `(low, high)`: 64 KiB and 256 KiB.
     pub const DEFAULT_WATERMARKS: (usize, usize) = (64 * 1024, 256 * 1024);
@@ -196,6 +215,8 @@ impl<H: ChatHandler> AsyncChat<H> {
             watermarks: Some(Self::DEFAULT_WATERMARKS),
             paused: Cell::new(false),
             eof_waiting: false,
+            record_budget: Self::DEFAULT_RECORD_BUDGET,
+            backlog: false,
         }
     }
 
@@ -306,6 +327,35 @@ impl<H: ChatHandler> AsyncChat<H> {
         self.watermarks
     }
 
+    /// Sets the record budget: the most records (`found_terminator` calls) delivered per
+    /// read or write event, at least 1. See "Fairness".
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io;
+    /// use sockloop::chat::{AsyncChat, ChatContext, ChatHandler};
+    ///
+    /// struct Sink;
+    /// impl ChatHandler for Sink {
+    ///     fn collect_incoming_data(&mut self, _: &mut ChatContext<'_, '_>, _: &[u8]) -> io::Result<()> { Ok(()) }
+    ///     fn found_terminator(&mut self, _: &mut ChatContext<'_, '_>) -> io::Result<()> { Ok(()) }
+    /// }
+    ///
+    /// let mut chat = AsyncChat::new(Sink);
+    /// assert_eq!(chat.record_budget(), 64);
+    /// chat.set_record_budget(0); // taken as 1
+    /// assert_eq!(chat.record_budget(), 1);
+    /// ```
+    pub fn set_record_budget(&mut self, records: usize) {
+        self.record_budget = records.max(1);
+    }
+
+    /// The record budget; see [`set_record_budget`](AsyncChat::set_record_budget).
+    pub fn record_budget(&self) -> usize {
+        self.record_budget
+    }
+
     /// Sets the output watermarks `(low, high)` in bytes: reading from the peer pauses
     /// while more than `high` bytes are unsent, and resumes once at most `low` are.
     /// `None` disables the pause. See "Back-pressure" above.
@@ -398,8 +448,15 @@ impl<H: ChatHandler> AsyncChat<H> {
 
     /// Makes the callbacks for the input buffered in the scanner, until it is used up or
     /// the channel stops taking input.
-    pub(crate) fn deliver(&mut self, io: &mut Io<'_, '_>) -> io::Result<()> {
+    pub(crate) fn deliver(&mut self, io: &mut Io<'_, '_>, budget: usize) -> io::Result<()> {
+        self.backlog = false;
+        let mut records = 0;
         loop {
+            if records == budget {
+                // The rest waits for the next event (see "Fairness").
+                self.backlog = self.scanner.buffered() > 0;
+                return Ok(());
+            }
             if io.stops_input() {
                 self.scanner.discard();
                 return Ok(());
@@ -448,7 +505,10 @@ impl<H: ChatHandler> AsyncChat<H> {
             };
             let result = match piece {
                 Piece::Data(data) => self.handler.collect_incoming_data(&mut ctx, data),
-                Piece::Terminator => self.handler.found_terminator(&mut ctx),
+                Piece::Terminator => {
+                    records += 1;
+                    self.handler.found_terminator(&mut ctx)
+                }
             };
             self.apply_staged()?;
             result?;
@@ -460,11 +520,13 @@ impl<H: ChatHandler> Dispatcher for AsyncChat<H> {
     /// False while the output queue is over the high-water mark, until it drains to the
     /// low-water mark.
     fn readable(&self, channel: &Channel) -> bool {
-        !self.pause_for(channel.pending_output()) && self.handler.readable(channel)
+        !self.pause_for(channel.pending_output()) && !self.backlog && self.handler.readable(channel)
     }
 
+    /// The handler's answer, or true while records wait beyond the budget (the write
+    /// event delivers them).
     fn writable(&self, channel: &Channel) -> bool {
-        self.handler.writable(channel)
+        self.backlog || self.handler.writable(channel)
     }
 
     fn handle_expt(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
@@ -499,20 +561,21 @@ impl<H: ChatHandler> Dispatcher for AsyncChat<H> {
         if n == 0 {
             return Ok(()); // nothing yet, or end of file (then `handle_eof`)
         }
-        let delivered = self.deliver(&mut Io::Loop(ctx));
+        let delivered = self.deliver(&mut Io::Loop(ctx), self.record_budget);
         self.scanner.release_idle_memory();
         delivered
     }
 
-    /// Sends queued output until the socket would block; then, if delivery stopped at the
-    /// high-water mark with input still buffered and the output is below the low mark
-    /// again, delivers the rest.
+    /// Sends queued output until the socket would block; then, if delivery stopped (at
+    /// the high-water mark or the record budget) with input still buffered and the
+    /// output is below the low mark, delivers the next budget of it.
     fn handle_write(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
         ctx.flush()?;
         if self.scanner.buffered() > 0 && !self.pause_for(ctx.pending_output()) {
-            self.deliver(&mut Io::Loop(ctx))?;
+            self.deliver(&mut Io::Loop(ctx), self.record_budget)?;
+            self.scanner.release_idle_memory();
         }
-        if self.eof_waiting && !self.paused.get() {
+        if self.eof_waiting && !self.paused.get() && !self.backlog {
             self.eof_waiting = false;
             return self.call(Io::Loop(ctx), |h, ctx| h.handle_eof(ctx));
         }
@@ -523,7 +586,7 @@ impl<H: ChatHandler> Dispatcher for AsyncChat<H> {
     /// received: if delivery is paused at the high-water mark, it runs once they are
     /// delivered, so a request followed by end of file is still answered.
     fn handle_eof(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
-        if self.scanner.buffered() > 0 && self.paused.get() {
+        if self.scanner.buffered() > 0 && (self.paused.get() || self.backlog) {
             self.eof_waiting = true;
             return Ok(());
         }

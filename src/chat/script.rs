@@ -166,7 +166,10 @@ impl<H: ChatHandler> Scripted<H> {
                 break;
             }
             self.chat.scanner.feed(read);
-            let result = self.chat.deliver(&mut Io::Script(&mut self.peer));
+            // No loop to come back: everything is delivered at once.
+            let result = self
+                .chat
+                .deliver(&mut Io::Script(&mut self.peer), usize::MAX);
             self.route(result);
         }
         Ok(())
