@@ -325,9 +325,36 @@ def main():
         scaling_section(w, cells, scaling, meta)
     build_and_method(w, args, scenarios)
 
-    with open(args.out, "w") as f:
-        f.write("\n".join(L))
+    write_block(args.out, L)
     print(f"report.py: wrote {args.out}" + (f" and {args.svg}" if svg_rel else ""), file=sys.stderr)
+
+
+BEGIN = "<!-- bench/report.py:begin"
+BEGIN_LINE = BEGIN + " (generated; a rerun of bench/run.sh replaces this block) -->"
+END = "<!-- bench/report.py:end -->"
+
+
+def write_block(path, lines):
+    """Writes the generated report into `path` between the BEGIN/END markers, one heading
+    level down, keeping everything outside them (the hand-written text) as it is. A file
+    without the markers gets them, after a title."""
+    body = [("#" + l) if l.startswith("#") else l for l in lines]
+    if body and body[0] == "## sockloop benchmarks":
+        body[0] = "### Echo servers side by side"
+    block = BEGIN_LINE + "\n" + "\n".join(body).rstrip("\n") + "\n" + END
+    try:
+        with open(path) as f:
+            old = f.read()
+    except FileNotFoundError:
+        old = ""
+    if BEGIN in old and END in old:
+        start = old.index(BEGIN)
+        end = old.index(END) + len(END)
+        new = old[:start] + block + old[end:]
+    else:
+        new = "# sockloop benchmarks\n\n## Measured tables\n\n" + block + "\n"
+    with open(path, "w") as f:
+        f.write(new)
 
 
 def scaling_section(w, cells, scaling, meta):
