@@ -18,9 +18,7 @@ use std::process::ExitCode;
 use std::rc::Rc;
 use std::time::Duration;
 
-use sockloop::{
-    signal, Backend, Channel, Context, Dispatcher, EventLoop, LoopGroup, SockAddr, Socket,
-};
+use sockloop::{signal, Backend, Channel, Context, Dispatcher, EventLoop, LoopGroup, SockAddr};
 
 /// Stop reading from a client while this much of its echo is still unsent.
 const MAX_QUEUED: usize = 256 * 1024;
@@ -48,10 +46,10 @@ impl Dispatcher for Listener {
     fn handle_accepted(
         &mut self,
         ctx: &mut Context<'_>,
-        sock: Socket,
+        channel: Channel,
         _: SockAddr,
     ) -> io::Result<()> {
-        let mut ch = Channel::from_socket(sock)?;
+        let mut ch = channel;
         ch.set_nodelay(true)?;
         ctx.add(
             ch,

@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use sockloop::{signal, Backend, Channel, Context, Dispatcher, EventLoop, SockAddr, Socket, Token};
+use sockloop::{signal, Backend, Channel, Context, Dispatcher, EventLoop, SockAddr, Token};
 
 /// Stop reading from one side while this much is unsent to the other.
 pub const HIGH_WATER: usize = 256 * 1024;
@@ -36,10 +36,10 @@ impl Dispatcher for Listener {
     fn handle_accepted(
         &mut self,
         ctx: &mut Context<'_>,
-        sock: Socket,
+        channel: Channel,
         _: SockAddr,
     ) -> io::Result<()> {
-        let mut client = Channel::from_socket(sock)?;
+        let mut client = channel;
         client.set_low_water(LOW_WATER);
         let mut upstream = Channel::tcp_connect(self.to)?;
         upstream.set_low_water(LOW_WATER);

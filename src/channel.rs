@@ -172,6 +172,9 @@ pub struct Channel {
     pub(crate) registered: Interest,
     pub(crate) label: &'static str,
     reading_paused: bool,
+    /// A datagram socket: a zero-length read is an empty datagram, not end of file.
+    /// Known from creation, so end of file costs no `getsockopt(SO_TYPE)`.
+    datagram: bool,
 }
 
 /// Returns true for the errors asyncore treats as "the peer is gone" (`_DISCONNECTED`):
@@ -213,6 +216,7 @@ impl Channel {
             registered: Interest::NONE,
             label: "channel",
             reading_paused: false,
+            datagram: false,
         }
     }
 
@@ -235,12 +239,11 @@ impl Channel {
     /// # std::io::Result::Ok(())
     /// ```
     pub fn create_socket(domain: Domain, ty: Type) -> io::Result<Channel> {
-        let socket = Socket::new(domain, ty, None)?;
-        socket.set_nonblocking(true)?;
-        Ok(Channel::with_handle(
-            Handle::Socket(socket),
-            State::Unconnected,
-        ))
+        // Non-blocking and close-on-exec from socket(2) itself: no fcntl calls.
+        let socket = Socket::new(domain, ty.nonblocking(), None)?;
+        let mut ch = Channel::with_handle(Handle::Socket(socket), State::Unconnected);
+        ch.datagram = ty == Type::DGRAM;
+        Ok(ch)
     }
 
     /// A TCP channel connecting to the first address `addr` resolves to: the channel is
@@ -351,7 +354,10 @@ impl Channel {
             Err(e) => return Err(e),
         };
         socket.set_nonblocking(true)?;
-        Ok(Channel::with_handle(Handle::Socket(socket), state))
+        let datagram = socket.r#type()? == Type::DGRAM;
+        let mut ch = Channel::with_handle(Handle::Socket(socket), state);
+        ch.datagram = datagram;
+        Ok(ch)
     }
 
     /// Wraps a duplicate of any pollable fd: a pipe end, a tty, a character device
@@ -663,19 +669,38 @@ impl Channel {
         Ok(())
     }
 
-    /// Accepts one connection: `Ok(None)` if none is waiting (`EWOULDBLOCK`) or it was
-    /// aborted before accept (`ECONNABORTED`). The new socket is non-blocking and
-    /// close-on-exec; wrap it with [`Channel::from_socket`] and add it to the loop.
+    /// Accepts one connection as a ready channel: `Ok(None)` if none is waiting
+    /// (`EWOULDBLOCK`) or it was aborted before accept (`ECONNABORTED`). The channel is
+    /// [`State::Connected`], non-blocking and close-on-exec from `accept4(2)` itself (no
+    /// further system call per connection); add it to the loop as it is.
     ///
     /// # Errors
     ///
     /// Other accept(2) errors, e.g. `EMFILE` when out of descriptors.
-    pub fn accept(&mut self) -> io::Result<Option<(Socket, SockAddr)>> {
-        match self.socket()?.accept() {
-            Ok((s, addr)) => {
-                s.set_nonblocking(true)?;
-                Ok(Some((s, addr)))
-            }
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::{Channel, State};
+    ///
+    /// let mut listener = Channel::tcp_listener("127.0.0.1:0".parse().unwrap(), 16)?;
+    /// assert!(listener.accept()?.is_none()); // nobody yet
+    /// let _client = std::net::TcpStream::connect(listener.local_inet_addr()?)?;
+    /// let (ch, _addr) = loop {
+    ///     if let Some(accepted) = listener.accept()? {
+    ///         break accepted;
+    ///     }
+    /// };
+    /// assert_eq!(ch.state(), State::Connected);
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn accept(&mut self) -> io::Result<Option<(Channel, SockAddr)>> {
+        let flags = i32::from(Type::from(0).nonblocking().cloexec());
+        match self.socket()?.accept4(flags) {
+            Ok((s, addr)) => Ok(Some((
+                Channel::with_handle(Handle::Socket(s), State::Connected),
+                addr,
+            ))),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
             Err(e) if Errno::from_io_error(&e) == Some(Errno::CONNABORTED) => Ok(None),
             Err(e) => Err(e),
@@ -746,7 +771,7 @@ impl Channel {
             Handle::Closed => return Err(closed_error()),
         };
         match r {
-            Ok(0) if !buf.is_empty() && !self.is_datagram() => {
+            Ok(0) if !buf.is_empty() && !self.datagram => {
                 self.pending.set(Pending::EOF | Pending::EOF_UNREPORTED);
                 Ok(0)
             }
@@ -755,13 +780,6 @@ impl Channel {
                 Ok(n)
             }
             Err(e) => self.classify_err(e),
-        }
-    }
-
-    fn is_datagram(&self) -> bool {
-        match &self.handle {
-            Handle::Socket(s) => matches!(s.r#type(), Ok(t) if t == Type::DGRAM),
-            _ => false,
         }
     }
 

@@ -379,15 +379,15 @@ fn short_type_name<D>() -> &'static str {
 ///
 /// ```
 /// use std::io;
-/// use sockloop::{Channel, Context, Dispatcher, SockAddr, Socket};
+/// use sockloop::{Channel, Context, Dispatcher, SockAddr};
 ///
 /// struct Server;
 /// struct Client;
 /// impl Dispatcher for Client {}
 ///
 /// impl Dispatcher for Server {
-///     fn handle_accepted(&mut self, ctx: &mut Context<'_>, sock: Socket, _: SockAddr) -> io::Result<()> {
-///         ctx.add(Channel::from_socket(sock)?, Client)?;
+///     fn handle_accepted(&mut self, ctx: &mut Context<'_>, channel: Channel, _: SockAddr) -> io::Result<()> {
+///         ctx.add(channel, Client)?;
 ///         Ok(())
 ///     }
 /// }

@@ -130,7 +130,7 @@ pub trait Dispatcher: Any {
     fn handle_accept(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
         for _ in 0..ACCEPT_BATCH {
             match ctx.accept()? {
-                Some((socket, addr)) => self.handle_accepted(ctx, socket, addr)?,
+                Some((channel, addr)) => self.handle_accepted(ctx, channel, addr)?,
                 None => break,
             }
             if !ctx.is_accepting() {
@@ -140,9 +140,10 @@ pub trait Dispatcher: Any {
         Ok(())
     }
 
-    /// A connection was accepted. Default: close it and log the warning
-    /// `unhandled accepted event`. Typical code wraps it with
-    /// [`Channel::from_socket`] and adds it with [`Context::add`].
+    /// A connection was accepted: `channel` is ready (connected, non-blocking), `addr` is
+    /// the peer's. Default: close it and log the warning `unhandled accepted event`.
+    /// Typical code adds it with [`Context::add`], after setting options on it if needed
+    /// ([`Channel::set_nodelay`], [`Channel::socket`]).
     ///
     /// # Errors
     ///
@@ -150,10 +151,10 @@ pub trait Dispatcher: Any {
     fn handle_accepted(
         &mut self,
         ctx: &mut Context<'_>,
-        socket: socket2::Socket,
+        channel: Channel,
         addr: socket2::SockAddr,
     ) -> io::Result<()> {
-        let _ = (socket, addr);
+        let _ = (channel, addr);
         ctx.log_warning("unhandled accepted event");
         Ok(())
     }

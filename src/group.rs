@@ -25,12 +25,12 @@ use crate::sys::Backend;
 ///
 /// ```
 /// use std::io;
-/// use sockloop::{Backend, Channel, Context, Dispatcher, LoopGroup, SockAddr, Socket};
+/// use sockloop::{Backend, Channel, Context, Dispatcher, LoopGroup, SockAddr};
 ///
 /// struct Server;
 /// impl Dispatcher for Server {
-///     fn handle_accepted(&mut self, ctx: &mut Context<'_>, sock: Socket, _: SockAddr) -> io::Result<()> {
-///         ctx.add(Channel::from_socket(sock)?, Conn)?;
+///     fn handle_accepted(&mut self, ctx: &mut Context<'_>, channel: Channel, _: SockAddr) -> io::Result<()> {
+///         ctx.add(channel, Conn)?;
 ///         Ok(())
 ///     }
 /// }

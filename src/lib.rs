@@ -12,14 +12,14 @@
 //! ```no_run
 //! use std::io;
 //! use std::time::Duration;
-//! use sockloop::{Channel, Context, Dispatcher, EventLoop, SockAddr, Socket};
+//! use sockloop::{Channel, Context, Dispatcher, EventLoop, SockAddr};
 //!
 //! struct Server;
 //! struct Echo;
 //!
 //! impl Dispatcher for Server {
-//!     fn handle_accepted(&mut self, ctx: &mut Context<'_>, sock: Socket, _: SockAddr) -> io::Result<()> {
-//!         ctx.add(Channel::from_socket(sock)?, Echo)?;
+//!     fn handle_accepted(&mut self, ctx: &mut Context<'_>, channel: Channel, _: SockAddr) -> io::Result<()> {
+//!         ctx.add(channel, Echo)?;
 //!         Ok(())
 //!     }
 //! }

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use rustix::io::Errno;
 use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
-use sockloop::{Backend, Channel, Context, Dispatcher, EventLoop, Token};
+use sockloop::{Backend, Context, Dispatcher, EventLoop, Token};
 use util::{listener, Echo, Log};
 
 const CHILD_ENV: &str = "SOCKLOOP_EMFILE_CHILD";
@@ -64,7 +64,7 @@ impl Dispatcher for Acceptor {
         match ctx.accept() {
             Ok(Some((sock, _))) => {
                 let t = ctx.add(
-                    Channel::from_socket(sock)?,
+                    sock,
                     Echo {
                         log: Log::default(),
                         name: "conn",

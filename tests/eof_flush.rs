@@ -12,9 +12,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use sockloop::chat::{AsyncChat, ChatContext, ChatHandler, Terminator};
-use sockloop::{
-    Backend, Channel, Context, Dispatcher, EventLoop, SimpleProducer, SockAddr, Socket,
-};
+use sockloop::{Backend, Channel, Context, Dispatcher, EventLoop, SimpleProducer, SockAddr};
 use util::pattern;
 
 const SMALL_BUFFER: usize = 8 * 1024;
@@ -77,10 +75,10 @@ impl Dispatcher for Server {
     fn handle_accepted(
         &mut self,
         ctx: &mut Context<'_>,
-        sock: Socket,
+        channel: Channel,
         _: SockAddr,
     ) -> io::Result<()> {
-        let ch = Channel::from_socket(sock)?;
+        let ch = channel;
         match self.0 {
             Kind::Plain => ctx.add(ch, ReadmeEcho)?,
             Kind::Chat => ctx.add(ch, AsyncChat::new(ChatEcho))?,

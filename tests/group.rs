@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
-use sockloop::{Backend, Channel, Context, Dispatcher, EventLoop, LoopGroup, SockAddr, Socket};
+use sockloop::{Backend, Channel, Context, Dispatcher, EventLoop, LoopGroup, SockAddr};
 
 /// Accepts into `Echo`, counting accepts per loop.
 struct Server {
@@ -20,11 +20,11 @@ impl Dispatcher for Server {
     fn handle_accepted(
         &mut self,
         ctx: &mut Context<'_>,
-        sock: Socket,
+        channel: Channel,
         _: SockAddr,
     ) -> io::Result<()> {
         self.accepted.fetch_add(1, Ordering::SeqCst);
-        ctx.add(Channel::from_socket(sock)?, Echo)?;
+        ctx.add(channel, Echo)?;
         Ok(())
     }
 }

@@ -13,7 +13,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use sockloop::{Backend, Channel, Context, Dispatcher, Domain, EventLoop, SockAddr, Socket, Type};
+use sockloop::{Backend, Channel, Context, Dispatcher, Domain, EventLoop, SockAddr, Type};
 use util::{
     listener, pattern, read_available, run_until, step, tcp_pair, unix_channel, write_available,
     Echo, Log,
@@ -64,11 +64,11 @@ impl Dispatcher for ReplyServer {
     fn handle_accepted(
         &mut self,
         ctx: &mut Context<'_>,
-        sock: Socket,
+        channel: Channel,
         _: SockAddr,
     ) -> io::Result<()> {
         ctx.add(
-            Channel::from_socket(sock)?,
+            channel,
             Replier {
                 log: self.log.clone(),
                 request: Vec::new(),

@@ -8,7 +8,7 @@ use std::io::{self, Write};
 use std::net::TcpStream;
 use std::rc::Rc;
 
-use sockloop::{Backend, Channel, Context, Dispatcher, EventLoop, Mode, SockAddr, Socket, State};
+use sockloop::{Backend, Channel, Context, Dispatcher, EventLoop, Mode, SockAddr, State};
 use util::{listener, read_available, run_until, step, Echo, Log};
 
 /// A listener whose `writable()` always says yes; counts every hook that must not run.
@@ -37,11 +37,11 @@ impl Dispatcher for Eager {
     fn handle_accepted(
         &mut self,
         ctx: &mut Context<'_>,
-        sock: Socket,
+        channel: Channel,
         _: SockAddr,
     ) -> io::Result<()> {
         assert!(ctx.is_accepting() && !ctx.is_connected());
-        let ch = Channel::from_socket(sock)?;
+        let ch = channel;
         assert_eq!(
             ch.state(),
             State::Connected,

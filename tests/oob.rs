@@ -112,10 +112,10 @@ impl Dispatcher for Server {
     fn handle_accepted(
         &mut self,
         ctx: &mut Context<'_>,
-        sock: sockloop::Socket,
+        channel: Channel,
         _: SockAddr,
     ) -> io::Result<()> {
-        let ch = Channel::from_socket(sock)?;
+        let ch = channel;
         ctx.add(
             ch,
             Receiver {

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use sockloop::{Backend, Channel, Context, Dispatcher, EventLoop, SockAddr, Socket};
+use sockloop::{Backend, Channel, Context, Dispatcher, EventLoop, SockAddr};
 use util::pattern;
 
 /// An echo with its own back-pressure (pause while its queue is over 256 KiB).
@@ -44,10 +44,10 @@ impl Dispatcher for EchoServer {
     fn handle_accepted(
         &mut self,
         ctx: &mut Context<'_>,
-        sock: Socket,
+        channel: Channel,
         _: SockAddr,
     ) -> io::Result<()> {
-        ctx.add(Channel::from_socket(sock)?, Echo)?;
+        ctx.add(channel, Echo)?;
         Ok(())
     }
 }

@@ -45,7 +45,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use sockloop::chat::{AsyncChat, ChatContext, ChatHandler, Terminator};
-use sockloop::{Channel, Context, Dispatcher, EventLoop, SockAddr, Socket, Token};
+use sockloop::{Channel, Context, Dispatcher, EventLoop, SockAddr, Token};
 
 #[path = "conn.rs"]
 mod conn;
@@ -214,10 +214,10 @@ impl Dispatcher for Listener {
     fn handle_accepted(
         &mut self,
         ctx: &mut Context<'_>,
-        sock: Socket,
+        channel: Channel,
         _: SockAddr,
     ) -> io::Result<()> {
-        let mut ch = Channel::from_socket(sock)?;
+        let mut ch = channel;
         ch.set_nodelay(true)?;
         let config = self.room.borrow().config;
         let name = self.room.borrow_mut().next_guest();

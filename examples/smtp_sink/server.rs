@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 
 use sockloop::chat::AsyncChat;
-use sockloop::{Channel, Context, Dispatcher, EventLoop, SockAddr, Socket, Timeout, Token};
+use sockloop::{Channel, Context, Dispatcher, EventLoop, SockAddr, Timeout, Token};
 
 use super::{Config, Maildir, Session, Storage, Writer};
 
@@ -96,10 +96,10 @@ impl Dispatcher for Listener {
     fn handle_accepted(
         &mut self,
         ctx: &mut Context<'_>,
-        sock: Socket,
+        channel: Channel,
         _: SockAddr,
     ) -> io::Result<()> {
-        let mut ch = Channel::from_socket(sock)?;
+        let mut ch = channel;
         ch.set_idle_timeout(self.config.idle_timeout);
         let chat = Session::chat_with(self.config.clone(), self.storage.clone())?;
         ch.push(&chat.handler().greeting())?;

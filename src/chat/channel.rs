@@ -116,7 +116,7 @@ thread_local! {
 /// ```
 /// use std::io;
 /// use sockloop::chat::{AsyncChat, ChatContext, ChatHandler, Terminator};
-/// use sockloop::{Channel, Context, Dispatcher, EventLoop, SockAddr, Socket};
+/// use sockloop::{Channel, Context, Dispatcher, EventLoop, SockAddr};
 ///
 /// #[derive(Default)]
 /// struct EchoLines(Vec<u8>);
@@ -136,11 +136,11 @@ thread_local! {
 /// struct Server;
 ///
 /// impl Dispatcher for Server {
-///     fn handle_accepted(&mut self, ctx: &mut Context<'_>, sock: Socket, _: SockAddr) -> io::Result<()> {
+///     fn handle_accepted(&mut self, ctx: &mut Context<'_>, channel: Channel, _: SockAddr) -> io::Result<()> {
 ///         let mut chat = AsyncChat::new(EchoLines::default());
 ///         chat.set_terminator(Terminator::Bytes(b"\r\n".to_vec()))?;
 ///         chat.set_max_record(Some(1024));
-///         ctx.add(Channel::from_socket(sock)?, chat)?;
+///         ctx.add(channel, chat)?;
 ///         Ok(())
 ///     }
 /// }

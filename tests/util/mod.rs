@@ -7,7 +7,7 @@ use std::io::{self, Write};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use sockloop::{Backend, Channel, Context, Dispatcher, EventLoop, SockAddr, Socket};
+use sockloop::{Backend, Channel, Context, Dispatcher, EventLoop, SockAddr};
 
 pub mod proptest_seed;
 
@@ -114,11 +114,11 @@ impl Dispatcher for EchoServer {
     fn handle_accepted(
         &mut self,
         ctx: &mut Context<'_>,
-        sock: Socket,
+        channel: Channel,
         _addr: SockAddr,
     ) -> io::Result<()> {
         self.log.push("server:accepted");
-        let ch = Channel::from_socket(sock)?;
+        let ch = channel;
         ctx.add(
             ch,
             Echo {
