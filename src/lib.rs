@@ -201,7 +201,7 @@ pub use event_loop::{EventLoop, Mode};
 pub use group::LoopGroup;
 pub use interest::Interest;
 pub use poller::{PollEvent, Poller};
-pub use producer::{Producer, SimpleProducer};
+pub use producer::{FileProducer, Producer, ReaderProducer, SimpleProducer};
 pub use remote::Remote;
 pub use socket2::{Domain, SockAddr, Socket, Type};
 pub use sys::Backend;

@@ -46,12 +46,12 @@ impl ScriptPeer {
 
     pub(crate) fn write_producer(&mut self, mut producer: impl Producer) -> io::Result<()> {
         self.check_open()?;
+        let mut buf = [0u8; 4096];
         loop {
-            let chunk = producer.more();
-            if chunk.is_empty() {
-                return Ok(());
+            match producer.fill(&mut buf)? {
+                0 => return Ok(()),
+                n => self.out.extend_from_slice(&buf[..n.min(buf.len())]),
             }
-            self.out.extend_from_slice(&chunk);
         }
     }
 
