@@ -21,7 +21,7 @@ use sockloop::{
 };
 
 #[derive(Clone, Copy, PartialEq, Debug)]
-enum Path {
+enum Via {
     Sendfile,
     Copy,
 }
@@ -29,7 +29,7 @@ enum Path {
 /// Serves `file` to each accepted connection; closes the listener after `left` accepts.
 struct Server {
     file: PathBuf,
-    path: Path,
+    path: Via,
     left: usize,
 }
 
@@ -42,8 +42,8 @@ impl Dispatcher for Server {
     ) -> io::Result<()> {
         let mut ch = Channel::from_socket(sock)?;
         match self.path {
-            Path::Sendfile => ch.push_with_producer(FileProducer::open(&self.file)?)?,
-            Path::Copy => {
+            Via::Sendfile => ch.push_with_producer(FileProducer::open(&self.file)?)?,
+            Via::Copy => {
                 ch.push_with_producer(ReaderProducer::new(std::fs::File::open(&self.file)?))?
             }
         }
@@ -77,10 +77,10 @@ struct Sample {
     mb_per_s: f64,
 }
 
-fn one_run(file: &PathBuf, size: u64, path: Path, transfers: usize) -> Sample {
+fn one_run(file: &std::path::Path, size: u64, path: Via, transfers: usize) -> Sample {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
-    let file2 = file.clone();
+    let file2 = file.to_path_buf();
     let server = std::thread::spawn(move || {
         let mut event_loop = EventLoop::new().unwrap();
         let ch = Channel::from_socket(listener).unwrap();
@@ -147,14 +147,14 @@ fn main() {
     println!(
         "# cargo bench --bench sendfile -- --size-mb {size_mb} --transfers {transfers} --runs {runs}"
     );
-    let mut samples: Vec<(Path, Sample)> = Vec::new();
-    one_run(&file, size, Path::Copy, 1); // warm-up: page cache, code
+    let mut samples: Vec<(Via, Sample)> = Vec::new();
+    one_run(&file, size, Via::Copy, 1); // warm-up: page cache, code
     for _ in 0..runs {
-        for path in [Path::Sendfile, Path::Copy] {
+        for path in [Via::Sendfile, Via::Copy] {
             samples.push((path, one_run(&file, size, path, transfers)));
         }
     }
-    let stat = |p: Path| {
+    let stat = |p: Via| {
         let cpu = median(
             samples
                 .iter()
@@ -171,8 +171,8 @@ fn main() {
         );
         (cpu, tput)
     };
-    let (sf_cpu, sf_tput) = stat(Path::Sendfile);
-    let (cp_cpu, cp_tput) = stat(Path::Copy);
+    let (sf_cpu, sf_tput) = stat(Via::Sendfile);
+    let (cp_cpu, cp_tput) = stat(Via::Copy);
     println!("| path | server CPU per MB (µs, median) | throughput (MB/s, median) |");
     println!("|---|---:|---:|");
     println!("| FileProducer (sendfile) | {sf_cpu:.0} | {sf_tput:.0} |");

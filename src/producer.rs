@@ -59,8 +59,10 @@ use std::path::Path;
 ///
 /// let mut p: Box<dyn Producer> = Box::new(Countdown(2));
 /// let mut buf = [0u8; 16];
-/// assert_eq!(&buf[..p.fill(&mut buf)?], b"2\r\n");
-/// assert_eq!(&buf[..p.fill(&mut buf)?], b"1\r\n");
+/// let n = p.fill(&mut buf)?;
+/// assert_eq!(&buf[..n], b"2\r\n");
+/// let n = p.fill(&mut buf)?;
+/// assert_eq!(&buf[..n], b"1\r\n");
 /// assert_eq!(p.fill(&mut buf)?, 0);
 /// # std::io::Result::Ok(())
 /// ```
@@ -178,9 +180,12 @@ impl<P: Producer + ?Sized> Producer for &mut P {
 ///
 /// let mut p = SimpleProducer::new("abcdefg", 3)?;
 /// let mut buf = [0u8; 64];
-/// assert_eq!(&buf[..p.fill(&mut buf)?], b"abc");
-/// assert_eq!(&buf[..p.fill(&mut buf)?], b"def");
-/// assert_eq!(&buf[..p.fill(&mut buf)?], b"g");
+/// let n = p.fill(&mut buf)?;
+/// assert_eq!(&buf[..n], b"abc");
+/// let n = p.fill(&mut buf)?;
+/// assert_eq!(&buf[..n], b"def");
+/// let n = p.fill(&mut buf)?;
+/// assert_eq!(&buf[..n], b"g");
 /// assert_eq!(p.fill(&mut buf)?, 0);
 /// # std::io::Result::Ok(())
 /// ```
@@ -298,8 +303,10 @@ impl fmt::Debug for SimpleProducer {
 ///
 /// let mut p = ReaderProducer::new(std::io::Cursor::new(b"streamed".to_vec()));
 /// let mut buf = [0u8; 5];
-/// assert_eq!(&buf[..p.fill(&mut buf)?], b"strea");
-/// assert_eq!(&buf[..p.fill(&mut buf)?], b"med");
+/// let n = p.fill(&mut buf)?;
+/// assert_eq!(&buf[..n], b"strea");
+/// let n = p.fill(&mut buf)?;
+/// assert_eq!(&buf[..n], b"med");
 /// assert_eq!(p.fill(&mut buf)?, 0);
 /// # std::io::Result::Ok(())
 /// ```
@@ -379,7 +386,8 @@ impl<R> fmt::Debug for ReaderProducer<R> {
 /// let mut p = FileProducer::range(std::fs::File::open(&path)?, 2, 5)?;
 /// assert_eq!(p.remaining(), 5);
 /// let mut buf = [0u8; 64];
-/// assert_eq!(&buf[..p.fill(&mut buf)?], b"23456");
+/// let n = p.fill(&mut buf)?;
+/// assert_eq!(&buf[..n], b"23456");
 /// assert_eq!(p.fill(&mut buf)?, 0);
 /// // A directory is refused when the producer is made, not discovered mid-body.
 /// assert!(FileProducer::open(std::env::temp_dir()).is_err());
@@ -600,10 +608,14 @@ impl fmt::Debug for FileProducer {
 /// let mut lines = vec!["b\r\n", "a\r\n"];
 /// let mut p = producer::from_fn(move || Ok(lines.pop().unwrap_or("").as_bytes().to_vec()));
 /// let mut buf = [0u8; 2];
-/// assert_eq!(&buf[..p.fill(&mut buf)?], b"a\r");
-/// assert_eq!(&buf[..p.fill(&mut buf)?], b"\n");
-/// assert_eq!(&buf[..p.fill(&mut buf)?], b"b\r");
-/// assert_eq!(&buf[..p.fill(&mut buf)?], b"\n");
+/// let n = p.fill(&mut buf)?;
+/// assert_eq!(&buf[..n], b"a\r");
+/// let n = p.fill(&mut buf)?;
+/// assert_eq!(&buf[..n], b"\n");
+/// let n = p.fill(&mut buf)?;
+/// assert_eq!(&buf[..n], b"b\r");
+/// let n = p.fill(&mut buf)?;
+/// assert_eq!(&buf[..n], b"\n");
 /// assert_eq!(p.fill(&mut buf)?, 0);
 /// # std::io::Result::Ok(())
 /// ```
