@@ -937,6 +937,8 @@ impl Channel {
 
     /// Closes the channel once everything queued so far is sent (asynchat's
     /// `close_when_done`); the loop then runs `handle_close`. Later pushes are errors.
+    /// An error met while flushing here (a producer's, a send error) is kept and
+    /// reaches `handle_error` on the next write event.
     pub fn close_when_done(&mut self) {
         self.output.close_when_done();
         self.flush_or_defer();

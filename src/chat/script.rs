@@ -50,7 +50,13 @@ impl ScriptPeer {
         loop {
             match producer.fill(&mut buf)? {
                 0 => return Ok(()),
-                n => self.out.extend_from_slice(&buf[..n.min(buf.len())]),
+                n if n > buf.len() => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("a producer reported {n} bytes filled into a 4096-byte buffer"),
+                    ))
+                }
+                n => self.out.extend_from_slice(&buf[..n]),
             }
         }
     }
