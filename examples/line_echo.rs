@@ -20,8 +20,6 @@ use sockloop::{signal, Backend, Channel, Context, Dispatcher, EventLoop, SockAdd
 /// One connection: collects a line, echoes it on `\n`.
 struct Line {
     line: Vec<u8>,
-    /// Set when the line in progress went over the limit: it is being skipped.
-    skipping: bool,
 }
 
 impl ChatHandler for Line {
@@ -39,22 +37,18 @@ impl ChatHandler for Line {
     fn found_terminator(&mut self, ctx: &mut ChatContext<'_, '_>) -> io::Result<()> {
         self.line.push(b'\n');
         let line = std::mem::take(&mut self.line);
-        self.skipping = false;
         ctx.push_vec(line)
     }
 
-    /// Over the limit: say so once, drop what was collected and keep the connection
-    /// (the chat layer skips the rest of the line).
+    /// Over the limit (called once per such line): say so, drop what was collected and
+    /// keep the connection; the chat layer skips the rest of the line.
     fn handle_record_too_long(
         &mut self,
         ctx: &mut ChatContext<'_, '_>,
         _: io::Error,
     ) -> io::Result<()> {
         self.line.clear();
-        if !std::mem::replace(&mut self.skipping, true) {
-            ctx.push(b"ERR line too long\r\n")?;
-        }
-        Ok(())
+        ctx.push(b"ERR line too long\r\n")
     }
 
     /// End of input: echo a last line that had no ending, then finish sending and close.
@@ -80,10 +74,7 @@ impl Dispatcher for Listener {
         sock: Socket,
         _: SockAddr,
     ) -> io::Result<()> {
-        let mut chat = AsyncChat::new(Line {
-            line: Vec::new(),
-            skipping: false,
-        });
+        let mut chat = AsyncChat::new(Line { line: Vec::new() });
         chat.set_terminator(Terminator::Bytes(b"\n".to_vec()))?;
         chat.set_max_record(Some(self.max_line));
         ctx.add(Channel::from_socket(sock)?, chat)?;

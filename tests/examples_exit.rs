@@ -308,18 +308,20 @@ fn line_echo_exits(backend: Backend) {
         client
             .set_read_timeout(Some(Duration::from_secs(5)))
             .unwrap();
-        // An LF line, a CRLF line, a line over the limit (refused, the connection stays).
+        // An LF line, a CRLF line, two lines over the limit (each refused, the connection
+        // stays), a last line.
         client
-            .write_all(b"one\r\ntwo\n0123456789abc\nok\n")
+            .write_all(b"one\r\ntwo\n0123456789abc\nlong line again\r\nok\n")
             .unwrap();
         let mut reader = BufReader::new(&client);
         let mut got = Vec::new();
-        for _ in 0..4 {
+        for _ in 0..5 {
             let mut line = String::new();
             reader.read_line(&mut line).unwrap();
             got.push(line);
         }
-        assert_eq!(got, ["one\r\n", "two\n", "ERR line too long\r\n", "ok\n"]);
+        let err = "ERR line too long\r\n";
+        assert_eq!(got, ["one\r\n", "two\n", err, err, "ok\n"]);
         check("line_echo", server.signal_and_wait(signal), signal);
     }
 }
