@@ -104,10 +104,12 @@ pub trait Producer {
         None
     }
 
-    /// Sends up to `max` of the next bytes straight to the channel's stream socket,
-    /// without copying them through a buffer (`sendfile(2)`), or `None` if this producer
-    /// cannot (the default): the queue then uses [`fill`](Producer::fill). Called only on
-    /// socket channels, only when nothing the producer filled is still unsent.
+    /// Sends up to `max` of the next bytes straight to the channel's socket, without
+    /// copying them through a buffer (`sendfile(2)`), or `None` if this producer cannot
+    /// (the default): the queue then uses [`fill`](Producer::fill). Called only on socket
+    /// channels (meant for stream sockets: on a datagram socket each call is one
+    /// datagram), only when nothing the producer filled is still unsent; `max` is the
+    /// channel's [`out_buffer_size`](crate::Channel::out_buffer_size).
     ///
     /// Returns `Some(Ok(n))` for `n` bytes sent, `Some(Ok(0))` when finished, and
     /// `Some(Err(e))` with [`io::ErrorKind::WouldBlock`] when the socket takes nothing
