@@ -933,12 +933,18 @@ impl Channel {
         self.flush()
     }
 
-    /// Queues a producer: its chunks are sent in order after what is already queued, until
-    /// it returns an empty chunk (asynchat's `push_with_producer`).
+    /// Queues a producer: what it produces is sent in order after what is already queued,
+    /// until it is finished (asynchat's `push_with_producer`). On a socket, a producer
+    /// that can ([`FileProducer`](crate::FileProducer)) sends with `sendfile(2)`.
+    ///
+    /// A producer's error ends it and is routed like a hook error: returned from the
+    /// flush that met it (this call, or the write event's, and so to
+    /// [`handle_error`](crate::Dispatcher::handle_error)); see [`Producer`]'s "Errors"
+    /// for what the peer sees.
     ///
     /// # Errors
     ///
-    /// As [`push`](Channel::push).
+    /// As [`push`](Channel::push), and the producer's error if it fails at once.
     pub fn push_with_producer(&mut self, producer: impl Producer + 'static) -> io::Result<()> {
         if self.is_closed() {
             return Err(closed_error());
@@ -949,9 +955,19 @@ impl Channel {
 
     /// Closes the channel once everything queued so far is sent (asynchat's
     /// `close_when_done`); the loop then runs `handle_close`. Later pushes are errors.
+    /// An error met while flushing here (a producer's, a send error) is kept and
+    /// reaches `handle_error` on the next write event.
     pub fn close_when_done(&mut self) {
         self.output.close_when_done();
-        let _ = self.flush();
+        self.flush_or_defer();
+    }
+
+    /// Flushes where the caller cannot return an error: one (a producer's failure, a send
+    /// error) stays queued and reaches `handle_error` through the next write event.
+    fn flush_or_defer(&mut self) {
+        if let Err(e) = self.flush() {
+            self.output.defer_error(e);
+        }
     }
 
     /// Shuts down the writing side (sends FIN) once everything queued so far is sent,
@@ -981,7 +997,7 @@ impl Channel {
     /// ```
     pub fn shutdown_when_done(&mut self) {
         self.output.shutdown_when_done();
-        let _ = self.flush();
+        self.flush_or_defer();
     }
 
     /// Stops reading from this channel: the loop no longer watches it for input, whatever
@@ -1070,10 +1086,17 @@ impl Channel {
         {
             return Ok(());
         }
-        let before = self.output.len();
+        let before = self.output.written();
         let was_drained = self.output.is_drained();
         let result = loop {
-            let result = self.output.flush(Channel::write_via(&self.handle));
+            // A socket is offered to producers for sendfile(2).
+            let direct = match &self.handle {
+                Handle::Socket(s) => Some(s.as_fd()),
+                _ => None,
+            };
+            let result = self
+                .output
+                .flush_to(Channel::write_via(&self.handle), direct);
             if !matches!(result, Ok(Flushed::ShutdownReached)) {
                 break result;
             }
@@ -1081,7 +1104,7 @@ impl Channel {
                 break Err(e);
             }
         };
-        if self.output.len() < before {
+        if self.output.written() != before {
             self.pending.set(Pending::OUTPUT);
         }
         if !was_drained && self.output.is_drained() {

@@ -119,6 +119,10 @@
 //! * **Output queue**: pushing after `close_when_done` is an error, not a silent drop;
 //!   empty items never cause a zero-length send; output is written until the OS would
 //!   block, not one send per event.
+//! * **Producers can fail** ([`Producer::fill`] returns `io::Result`): a failed read goes
+//!   to `handle_error` and the connection closes after what was already queued, instead
+//!   of promising bytes that never come. They fill a buffer the queue lends them (no
+//!   `Vec` per chunk), and [`FileProducer`] sends with `sendfile(2)` on sockets.
 //! * **Scalable predicates**: by default ([`Mode::Scalable`]) `readable()`/`writable()` are
 //!   re-asked only for channels whose hooks ran or that were touched, so 10,000 idle
 //!   channels cost nothing per iteration; [`Mode::Exact`] asks every channel every
@@ -201,7 +205,7 @@ pub use event_loop::{EventLoop, Mode};
 pub use group::LoopGroup;
 pub use interest::Interest;
 pub use poller::{PollEvent, Poller};
-pub use producer::{Producer, SimpleProducer};
+pub use producer::{FileProducer, Producer, ReaderProducer, SimpleProducer};
 pub use remote::Remote;
 pub use socket2::{Domain, SockAddr, Socket, Type};
 pub use sys::Backend;

@@ -1,45 +1,78 @@
-//! Producers: asynchat's pull-style sources of outgoing data.
+//! Producers: asynchat's pull-style sources of outgoing data, fallible and buffer-filling.
+//!
+//! A [`Producer`] fills a buffer the output queue lends it, so streaming a source costs one
+//! buffer per producer, not one allocation per chunk, and it can fail: its error is routed
+//! like a hook error (see [`Producer`]'s "Errors"). [`SimpleProducer`] serves bytes in
+//! memory, [`ReaderProducer`] any [`Read`], [`FileProducer`] a file (with `sendfile(2)` on a
+//! socket channel), and [`from_fn`] adapts asynchat's chunk-returning `more()` style.
 
 use std::fmt;
-use std::io;
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::BorrowedFd;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
 
-/// A source of outgoing data, asynchat's producer protocol.
+/// A source of outgoing data, asynchat's producer protocol in buffer-filling form.
 ///
-/// The chat layer calls [`more`](Producer::more) whenever it has room to send
-/// and the producer is first in the output queue. An empty `Vec` means the
-/// producer is exhausted: it is then dropped and the next queued item is sent.
+/// The output queue calls [`fill`](Producer::fill) with a buffer of its own whenever the
+/// producer is first in the queue and everything it produced before was sent. `Ok(0)`
+/// means the producer is finished: it is dropped and the next queued item is sent. Once
+/// finished (or failed) a producer is not called again.
 ///
-/// Forwarding impls exist for `Box<P>` and `&mut P`, so a
-/// `Box<dyn Producer>` is a producer too. (There is deliberately no blanket
-/// impl for closures: it would conflict with those forwarding impls.)
+/// Forwarding impls exist for `Box<P>` and `&mut P`, so a `Box<dyn Producer>` is a
+/// producer too. For a closure returning chunks (asynchat's `more()`), use [`from_fn`].
+///
+/// # Errors
+///
+/// An error from [`fill`](Producer::fill) (or [`send_direct`](Producer::send_direct)) is
+/// routed like an error returned by a hook: to the channel's `handle_error`, whose default
+/// reports it and closes the channel through `handle_close` (a disconnect errno such as
+/// `EPIPE` goes to `handle_close` directly). The failed producer is dropped. Everything
+/// queued before it, and every byte it produced before failing, was already handed to the
+/// OS and still reaches the peer; then the peer sees the connection close (end of file):
+/// a response that promised more bytes (an HTTP `Content-Length`) arrives short and
+/// closed, never short and hanging. A producer must not return `WouldBlock` (it has no way
+/// to be woken up): that is turned into an error too.
 ///
 /// # Examples
 ///
 /// ```
+/// use std::io;
 /// use sockloop::Producer;
 ///
 /// /// Counts down, one line per call.
 /// struct Countdown(u32);
 ///
 /// impl Producer for Countdown {
-///     fn more(&mut self) -> Vec<u8> {
+///     fn fill(&mut self, buf: &mut [u8]) -> io::Result<usize> {
 ///         if self.0 == 0 {
-///             return Vec::new();
+///             return Ok(0);
 ///         }
+///         let line = format!("{}\r\n", self.0);
+///         let n = line.len().min(buf.len());
+///         buf[..n].copy_from_slice(&line.as_bytes()[..n]);
 ///         self.0 -= 1;
-///         format!("{}\r\n", self.0 + 1).into_bytes()
+///         Ok(n)
 ///     }
 /// }
 ///
 /// let mut p: Box<dyn Producer> = Box::new(Countdown(2));
-/// assert_eq!(p.more(), b"2\r\n");
-/// assert_eq!(p.more(), b"1\r\n");
-/// assert!(p.more().is_empty());
+/// let mut buf = [0u8; 16];
+/// let n = p.fill(&mut buf)?;
+/// assert_eq!(&buf[..n], b"2\r\n");
+/// let n = p.fill(&mut buf)?;
+/// assert_eq!(&buf[..n], b"1\r\n");
+/// assert_eq!(p.fill(&mut buf)?, 0);
+/// # std::io::Result::Ok(())
 /// ```
 pub trait Producer {
-    /// Returns the next chunk of data to send; an empty `Vec` when exhausted.
+    /// Writes the next bytes into `buf` (never empty) and returns how many; `Ok(0)` when
+    /// finished.
     ///
-    /// Once a producer returned an empty `Vec` it is not called again.
+    /// # Errors
+    ///
+    /// Whatever the source reports; see the trait's "Errors" for where it goes.
     ///
     /// # Examples
     ///
@@ -47,34 +80,100 @@ pub trait Producer {
     /// use sockloop::{Producer, SimpleProducer};
     ///
     /// let mut p = SimpleProducer::new(&b"hi"[..], 512)?;
-    /// assert_eq!(p.more(), b"hi");
-    /// assert_eq!(p.more(), b"");
+    /// let mut buf = [0u8; 8];
+    /// assert_eq!(p.fill(&mut buf)?, 2);
+    /// assert_eq!(&buf[..2], b"hi");
+    /// assert_eq!(p.fill(&mut buf)?, 0);
     /// # std::io::Result::Ok(())
     /// ```
-    fn more(&mut self) -> Vec<u8>;
+    fn fill(&mut self, buf: &mut [u8]) -> io::Result<usize>;
+
+    /// How many bytes are left, if known: the queue lends a buffer no larger than this
+    /// (nor than the channel's [`out_buffer_size`](crate::Channel::out_buffer_size)).
+    /// Default `None` (unknown: a buffer of `out_buffer_size`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::{Producer, SimpleProducer};
+    ///
+    /// assert_eq!(SimpleProducer::new("abc", 2)?.size_hint(), Some(3));
+    /// # std::io::Result::Ok(())
+    /// ```
+    fn size_hint(&self) -> Option<u64> {
+        None
+    }
+
+    /// Sends up to `max` of the next bytes straight to the channel's socket, without
+    /// copying them through a buffer (`sendfile(2)`), or `None` if this producer cannot
+    /// (the default): the queue then uses [`fill`](Producer::fill). Called only on socket
+    /// channels (meant for stream sockets: on a datagram socket each call is one
+    /// datagram), only when nothing the producer filled is still unsent; `max` is the
+    /// channel's [`out_buffer_size`](crate::Channel::out_buffer_size).
+    ///
+    /// Returns `Some(Ok(n))` for `n` bytes sent, `Some(Ok(0))` when finished, and
+    /// `Some(Err(e))` with [`io::ErrorKind::WouldBlock`] when the socket takes nothing
+    /// more now (the queue waits for the next write event).
+    ///
+    /// # Errors
+    ///
+    /// Other errors are routed as the trait's "Errors" says (a socket disconnect, e.g.
+    /// `EPIPE`, closes the channel).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use std::os::fd::AsFd;
+    /// use sockloop::{FileProducer, Producer};
+    ///
+    /// let path = std::env::temp_dir().join(format!("sockloop-doc-direct-{}", std::process::id()));
+    /// std::fs::write(&path, b"zero-copy")?;
+    /// let mut p = FileProducer::open(&path)?;
+    /// let (a, mut b) = std::os::unix::net::UnixStream::pair()?;
+    /// assert_eq!(p.send_direct(a.as_fd(), 1 << 16).unwrap()?, 9);
+    /// assert_eq!(p.send_direct(a.as_fd(), 1 << 16).unwrap()?, 0);
+    /// let mut got = [0u8; 9];
+    /// b.read_exact(&mut got)?;
+    /// assert_eq!(&got, b"zero-copy");
+    /// # std::fs::remove_file(&path)?;
+    /// # std::io::Result::Ok(())
+    /// ```
+    fn send_direct(&mut self, socket: BorrowedFd<'_>, max: usize) -> Option<io::Result<usize>> {
+        let _ = (socket, max);
+        None
+    }
 }
 
 impl<P: Producer + ?Sized> Producer for Box<P> {
-    fn more(&mut self) -> Vec<u8> {
-        (**self).more()
+    fn fill(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (**self).fill(buf)
+    }
+    fn size_hint(&self) -> Option<u64> {
+        (**self).size_hint()
+    }
+    fn send_direct(&mut self, socket: BorrowedFd<'_>, max: usize) -> Option<io::Result<usize>> {
+        (**self).send_direct(socket, max)
     }
 }
 
 impl<P: Producer + ?Sized> Producer for &mut P {
-    fn more(&mut self) -> Vec<u8> {
-        (**self).more()
+    fn fill(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (**self).fill(buf)
+    }
+    fn size_hint(&self) -> Option<u64> {
+        (**self).size_hint()
+    }
+    fn send_direct(&mut self, socket: BorrowedFd<'_>, max: usize) -> Option<io::Result<usize>> {
+        (**self).send_direct(socket, max)
     }
 }
 
-/// asynchat's `simple_producer`: yields its data in chunks of at most
-/// `chunk` bytes, then an empty `Vec`.
+/// asynchat's `simple_producer`: yields its data in pieces of at most `chunk` bytes.
 ///
-/// Every chunk but the last is exactly `chunk` bytes long. Empty data yields
-/// only the final empty `Vec`. CPython's default chunk size is
-/// [`SimpleProducer::DEFAULT_CHUNK`] (512).
-///
-/// Chunks are cut at an offset, so producing `n` bytes costs O(n) whatever
-/// the chunk size; data that fits in one chunk is handed over without a copy.
+/// Each [`fill`](Producer::fill) copies at most `chunk` bytes (and at most the buffer's
+/// length). CPython's default chunk size is [`SimpleProducer::DEFAULT_CHUNK`] (512); the
+/// chunk only bounds each step, so a large one (e.g. 65536) is the fast choice.
 ///
 /// # Examples
 ///
@@ -82,10 +181,14 @@ impl<P: Producer + ?Sized> Producer for &mut P {
 /// use sockloop::{Producer, SimpleProducer};
 ///
 /// let mut p = SimpleProducer::new("abcdefg", 3)?;
-/// assert_eq!(p.more(), b"abc");
-/// assert_eq!(p.more(), b"def");
-/// assert_eq!(p.more(), b"g");
-/// assert_eq!(p.more(), b"");
+/// let mut buf = [0u8; 64];
+/// let n = p.fill(&mut buf)?;
+/// assert_eq!(&buf[..n], b"abc");
+/// let n = p.fill(&mut buf)?;
+/// assert_eq!(&buf[..n], b"def");
+/// let n = p.fill(&mut buf)?;
+/// assert_eq!(&buf[..n], b"g");
+/// assert_eq!(p.fill(&mut buf)?, 0);
 /// # std::io::Result::Ok(())
 /// ```
 pub struct SimpleProducer {
@@ -103,14 +206,15 @@ impl SimpleProducer {
     /// use sockloop::{Producer, SimpleProducer};
     ///
     /// let mut p = SimpleProducer::new(vec![0u8; 1000], SimpleProducer::DEFAULT_CHUNK)?;
-    /// assert_eq!(p.more().len(), 512);
-    /// assert_eq!(p.more().len(), 488);
+    /// let mut buf = [0u8; 4096];
+    /// assert_eq!(p.fill(&mut buf)?, 512);
+    /// assert_eq!(p.fill(&mut buf)?, 488);
     /// # std::io::Result::Ok(())
     /// ```
     pub const DEFAULT_CHUNK: usize = 512;
 
     /// Creates a producer over `data` that yields at most `chunk` bytes per
-    /// call to [`more`](Producer::more).
+    /// [`fill`](Producer::fill).
     ///
     /// # Errors
     ///
@@ -151,7 +255,7 @@ impl SimpleProducer {
     /// use sockloop::{Producer, SimpleProducer};
     ///
     /// let mut p = SimpleProducer::new("abcde", 2)?;
-    /// p.more();
+    /// p.fill(&mut [0u8; 8])?;
     /// assert_eq!(p.remaining(), 3);
     /// # std::io::Result::Ok(())
     /// ```
@@ -161,20 +265,20 @@ impl SimpleProducer {
 }
 
 impl Producer for SimpleProducer {
-    fn more(&mut self) -> Vec<u8> {
-        let rest = self.remaining();
-        if rest > self.chunk {
-            let from = self.pos;
-            self.pos += self.chunk;
-            return self.data[from..self.pos].to_vec();
+    fn fill(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.remaining().min(self.chunk).min(buf.len());
+        buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+        self.pos += n;
+        if self.pos == self.data.len() {
+            // Finished: free the data now rather than when the producer is dropped.
+            self.data = Vec::new();
+            self.pos = 0;
         }
-        // The last chunk (or nothing): hand the data over and free it.
-        let mut data = std::mem::take(&mut self.data);
-        let pos = std::mem::replace(&mut self.pos, 0);
-        if pos > 0 {
-            data.drain(..pos);
-        }
-        data
+        Ok(n)
+    }
+
+    fn size_hint(&self) -> Option<u64> {
+        Some(self.remaining() as u64)
     }
 }
 
@@ -187,135 +291,384 @@ impl fmt::Debug for SimpleProducer {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Streams any [`Read`] in chunks, without loading it whole: each
+/// [`fill`](Producer::fill) is one `read` into the queue's buffer. End of input (`read`
+/// returning 0) finishes the producer; a read error fails it (see [`Producer`]'s
+/// "Errors"). `Interrupted` is retried. The reader should block rather than return
+/// `WouldBlock` (a file, a decompressor, an in-memory cursor); a non-blocking socket or
+/// pipe belongs in a channel of its own.
+///
+/// # Examples
+///
+/// ```
+/// use sockloop::{Producer, ReaderProducer};
+///
+/// let mut p = ReaderProducer::new(std::io::Cursor::new(b"streamed".to_vec()));
+/// let mut buf = [0u8; 5];
+/// let n = p.fill(&mut buf)?;
+/// assert_eq!(&buf[..n], b"strea");
+/// let n = p.fill(&mut buf)?;
+/// assert_eq!(&buf[..n], b"med");
+/// assert_eq!(p.fill(&mut buf)?, 0);
+/// # std::io::Result::Ok(())
+/// ```
+pub struct ReaderProducer<R> {
+    reader: R,
+}
 
-    fn drain(p: &mut impl Producer) -> Vec<Vec<u8>> {
-        let mut out = Vec::new();
-        loop {
-            let c = p.more();
-            if c.is_empty() {
-                return out;
-            }
-            out.push(c);
-        }
+impl<R: Read> ReaderProducer<R> {
+    /// Wraps `reader`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::ReaderProducer;
+    ///
+    /// let p = ReaderProducer::new(&b"abc"[..]);
+    /// assert_eq!(p.into_inner(), b"abc");
+    /// ```
+    pub fn new(reader: R) -> Self {
+        ReaderProducer { reader }
     }
 
-    /// asynchat.simple_producer, transcribed, as the oracle.
-    fn cpython_chunks(data: &[u8], size: usize) -> Vec<Vec<u8>> {
-        let mut data = data.to_vec();
-        let mut out = Vec::new();
-        loop {
-            let result = if data.len() > size {
-                let rest = data.split_off(size);
-                std::mem::replace(&mut data, rest)
-            } else {
-                std::mem::take(&mut data)
-            };
-            if result.is_empty() {
-                return out;
-            }
-            out.push(result);
-        }
-    }
-
-    #[test]
-    fn chunks_match_cpython_for_every_size() {
-        let data: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
-        for len in [0, 1, 2, 7, 511, 512, 513, 1000] {
-            for chunk in [1, 2, 3, 7, 100, 511, 512, 513, 999, 1000, 1001, usize::MAX] {
-                let mut p = SimpleProducer::new(&data[..len], chunk).unwrap();
-                let got = drain(&mut p);
-                assert_eq!(
-                    got,
-                    cpython_chunks(&data[..len], chunk),
-                    "len {len} chunk {chunk}"
-                );
-                assert_eq!(got.concat(), &data[..len]);
-                assert!(got.iter().all(|c| !c.is_empty() && c.len() <= chunk));
-                assert_eq!(p.remaining(), 0);
-            }
-        }
-    }
-
-    #[test]
-    fn exhausted_stays_exhausted() {
-        let mut p = SimpleProducer::new("ab", 1).unwrap();
-        assert_eq!(drain(&mut p), [b"a".to_vec(), b"b".to_vec()]);
-        assert!(p.more().is_empty());
-        assert!(p.more().is_empty());
-    }
-
-    #[test]
-    fn empty_data_is_exhausted_at_once() {
-        let mut p = SimpleProducer::new(Vec::new(), 512).unwrap();
-        assert_eq!(p.remaining(), 0);
-        assert!(p.more().is_empty());
-    }
-
-    #[test]
-    fn zero_chunk_is_rejected() {
-        let err = SimpleProducer::new("data", 0).unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
-        assert!(err.to_string().contains("at least 1"), "{err}");
-    }
-
-    #[test]
-    fn single_chunk_is_handed_over_without_copy() {
-        let data = b"abc".to_vec();
-        let ptr = data.as_ptr();
-        let mut p = SimpleProducer::new(data, 3).unwrap();
-        let out = p.more();
-        assert_eq!(out.as_ptr(), ptr);
-        assert_eq!(out, b"abc");
-    }
-
-    #[test]
-    fn large_data_small_chunks() {
-        let data = vec![7u8; 1 << 20];
-        let mut p = SimpleProducer::new(data, 1).unwrap();
-        let mut n = 0;
-        loop {
-            let c = p.more();
-            if c.is_empty() {
-                break;
-            }
-            assert_eq!(c, [7]);
-            n += 1;
-        }
-        assert_eq!(n, 1 << 20);
-    }
-
-    #[test]
-    fn accepts_str_string_slice_and_vec() {
-        let a = SimpleProducer::new("s", 1).unwrap();
-        let b = SimpleProducer::new(String::from("st"), 1).unwrap();
-        let c = SimpleProducer::new(&b"abc"[..], 1).unwrap();
-        let d = SimpleProducer::new(vec![1, 2, 3, 4], 1).unwrap();
-        assert_eq!(
-            [a.remaining(), b.remaining(), c.remaining(), d.remaining()],
-            [1, 2, 3, 4]
-        );
-    }
-
-    #[test]
-    fn boxed_and_borrowed_producers() {
-        let mut boxed: Box<dyn Producer> = Box::new(SimpleProducer::new("abcd", 2).unwrap());
-        assert_eq!(drain(&mut boxed), [b"ab".to_vec(), b"cd".to_vec()]);
-        let mut p = SimpleProducer::new("xy", 1).unwrap();
-        fn first(mut p: impl Producer) -> Vec<u8> {
-            p.more()
-        }
-        assert_eq!(first(&mut p), b"x");
-        assert_eq!(drain(&mut &mut p), [b"y".to_vec()]);
-    }
-
-    #[test]
-    fn debug_shows_progress_not_data() {
-        let mut p = SimpleProducer::new("secret", 2).unwrap();
-        p.more();
-        let text = format!("{p:?}");
-        assert_eq!(text, "SimpleProducer { remaining: 4, chunk: 2 }");
+    /// Returns the reader.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::{Producer, ReaderProducer};
+    ///
+    /// let mut p = ReaderProducer::new(&b"abc"[..]);
+    /// p.fill(&mut [0u8; 2])?;
+    /// assert_eq!(p.into_inner(), b"c");
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn into_inner(self) -> R {
+        self.reader
     }
 }
+
+impl<R: Read> Producer for ReaderProducer<R> {
+    fn fill(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.reader.read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => return other,
+            }
+        }
+    }
+}
+
+impl<R> fmt::Debug for ReaderProducer<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReaderProducer")
+            .field("reader", &std::any::type_name::<R>())
+            .finish()
+    }
+}
+
+/// Streams a regular file, or a byte range of one, without loading it: on a socket
+/// channel with `sendfile(2)` (the kernel copies file pages to the socket; no user-space
+/// buffer), elsewhere with positioned reads (`pread`) into the queue's buffer. The file's
+/// own position is never used or moved.
+///
+/// The length is fixed when the producer is made (the file's size, or the range). A file
+/// that turns out shorter (truncated while being sent) is an `UnexpectedEof` error, and a
+/// read error mid-file is that error: both are routed to `handle_error` (see
+/// [`Producer`]'s "Errors"), never a silent short body. Growth after creation is not
+/// sent.
+///
+/// # Examples
+///
+/// ```
+/// use sockloop::{FileProducer, Producer};
+///
+/// let path = std::env::temp_dir().join(format!("sockloop-doc-file-{}", std::process::id()));
+/// std::fs::write(&path, b"0123456789")?;
+/// let mut p = FileProducer::range(std::fs::File::open(&path)?, 2, 5)?;
+/// assert_eq!(p.remaining(), 5);
+/// let mut buf = [0u8; 64];
+/// let n = p.fill(&mut buf)?;
+/// assert_eq!(&buf[..n], b"23456");
+/// assert_eq!(p.fill(&mut buf)?, 0);
+/// // A directory is refused when the producer is made, not discovered mid-body.
+/// assert!(FileProducer::open(std::env::temp_dir()).is_err());
+/// # std::fs::remove_file(&path)?;
+/// # std::io::Result::Ok(())
+/// ```
+pub struct FileProducer {
+    file: File,
+    offset: u64,
+    end: u64,
+    /// `sendfile(2)` refused this file (e.g. `EINVAL` on a file system without it): use
+    /// `fill` from now on.
+    no_sendfile: bool,
+}
+
+impl FileProducer {
+    /// Opens `path` read-only and streams the whole file.
+    ///
+    /// # Errors
+    ///
+    /// What opening reports (`NotFound`, `PermissionDenied`, ...), and as
+    /// [`new`](FileProducer::new).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::FileProducer;
+    ///
+    /// let err = FileProducer::open("/nonexistent/sockloop").unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+    /// ```
+    pub fn open(path: impl AsRef<Path>) -> io::Result<FileProducer> {
+        FileProducer::new(File::open(path)?)
+    }
+
+    /// Streams the whole of `file`, from its start (whatever its position), as long as it
+    /// is at creation.
+    ///
+    /// # Errors
+    ///
+    /// `EISDIR` ([`io::ErrorKind::IsADirectory`]) for a directory; `InvalidInput` for
+    /// anything else that is not a regular file (a pipe, a device: use
+    /// [`ReaderProducer`]); what fstat(2) reports.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::FileProducer;
+    ///
+    /// let dir = std::fs::File::open(std::env::temp_dir())?;
+    /// let err = FileProducer::new(dir).unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::IsADirectory);
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn new(file: File) -> io::Result<FileProducer> {
+        let len = regular_len(&file)?;
+        Ok(FileProducer {
+            file,
+            offset: 0,
+            end: len,
+            no_sendfile: false,
+        })
+    }
+
+    /// Streams `len` bytes of `file` from offset `start` (an HTTP range).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` if the range reaches past the end of the file; and as
+    /// [`new`](FileProducer::new).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::FileProducer;
+    ///
+    /// let path = std::env::temp_dir().join(format!("sockloop-doc-range-{}", std::process::id()));
+    /// std::fs::write(&path, b"abc")?;
+    /// assert!(FileProducer::range(std::fs::File::open(&path)?, 1, 2).is_ok());
+    /// let err = FileProducer::range(std::fs::File::open(&path)?, 2, 2).unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    /// # std::fs::remove_file(&path)?;
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn range(file: File, start: u64, len: u64) -> io::Result<FileProducer> {
+        let size = regular_len(&file)?;
+        match start.checked_add(len) {
+            Some(end) if end <= size => Ok(FileProducer {
+                file,
+                offset: start,
+                end,
+                no_sendfile: false,
+            }),
+            _ => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "FileProducer range {start}+{len} reaches past the end of the file \
+                     ({size} bytes)"
+                ),
+            )),
+        }
+    }
+
+    /// Bytes not yet sent.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::FileProducer;
+    ///
+    /// let path = std::env::temp_dir().join(format!("sockloop-doc-rem-{}", std::process::id()));
+    /// std::fs::write(&path, vec![1u8; 300])?;
+    /// assert_eq!(FileProducer::open(&path)?.remaining(), 300);
+    /// # std::fs::remove_file(&path)?;
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn remaining(&self) -> u64 {
+        self.end - self.offset
+    }
+
+    fn truncated(&self) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!(
+                "file ended at offset {} while {} more bytes were to be sent (truncated \
+                 while being sent?)",
+                self.offset,
+                self.remaining()
+            ),
+        )
+    }
+}
+
+/// The length of a regular file; errors for anything else.
+fn regular_len(file: &File) -> io::Result<u64> {
+    let meta = file.metadata()?;
+    if meta.is_dir() {
+        return Err(io::Error::from_raw_os_error(
+            rustix::io::Errno::ISDIR.raw_os_error(),
+        ));
+    }
+    if !meta.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "FileProducer needs a regular file (its length is fixed up front); use \
+             ReaderProducer for pipes and devices",
+        ));
+    }
+    Ok(meta.len())
+}
+
+impl Producer for FileProducer {
+    fn fill(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let want = usize::try_from(self.remaining())
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
+        if want == 0 {
+            return Ok(0);
+        }
+        loop {
+            match self.file.read_at(&mut buf[..want], self.offset) {
+                Ok(0) => return Err(self.truncated()),
+                Ok(n) => {
+                    self.offset += n as u64;
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn size_hint(&self) -> Option<u64> {
+        Some(self.remaining())
+    }
+
+    fn send_direct(&mut self, socket: BorrowedFd<'_>, max: usize) -> Option<io::Result<usize>> {
+        if self.no_sendfile {
+            return None;
+        }
+        let want = usize::try_from(self.remaining())
+            .unwrap_or(usize::MAX)
+            .min(max);
+        if want == 0 {
+            return Some(Ok(0));
+        }
+        match crate::sys::sendfile(socket, &self.file, &mut self.offset, want) {
+            Ok(0) => Some(Err(self.truncated())),
+            Ok(n) => Some(Ok(n)),
+            Err(e) if crate::sys::sendfile_unsupported(&e) => {
+                self.no_sendfile = true;
+                None
+            }
+            Err(e) => Some(Err(e)),
+        }
+    }
+}
+
+impl fmt::Debug for FileProducer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileProducer")
+            .field("offset", &self.offset)
+            .field("end", &self.end)
+            .finish()
+    }
+}
+
+/// A producer from a closure in asynchat's `more()` style: each call returns the next
+/// chunk, an empty `Vec` when finished, or an error. What does not fit the queue's buffer
+/// is kept for the next [`fill`](Producer::fill). The easy way to port an asynchat
+/// producer; implement [`Producer`] directly to avoid a `Vec` per chunk.
+///
+/// # Examples
+///
+/// ```
+/// use sockloop::{producer, Producer};
+///
+/// let mut lines = vec!["b\r\n", "a\r\n"];
+/// let mut p = producer::from_fn(move || Ok(lines.pop().unwrap_or("").as_bytes().to_vec()));
+/// let mut buf = [0u8; 2];
+/// let n = p.fill(&mut buf)?;
+/// assert_eq!(&buf[..n], b"a\r");
+/// let n = p.fill(&mut buf)?;
+/// assert_eq!(&buf[..n], b"\n");
+/// let n = p.fill(&mut buf)?;
+/// assert_eq!(&buf[..n], b"b\r");
+/// let n = p.fill(&mut buf)?;
+/// assert_eq!(&buf[..n], b"\n");
+/// assert_eq!(p.fill(&mut buf)?, 0);
+/// # std::io::Result::Ok(())
+/// ```
+pub fn from_fn<F>(more: F) -> FromFn<F>
+where
+    F: FnMut() -> io::Result<Vec<u8>>,
+{
+    FromFn {
+        more,
+        chunk: Vec::new(),
+        pos: 0,
+        done: false,
+    }
+}
+
+/// The producer [`from_fn`] returns.
+pub struct FromFn<F> {
+    more: F,
+    chunk: Vec<u8>,
+    pos: usize,
+    done: bool,
+}
+
+impl<F: FnMut() -> io::Result<Vec<u8>>> Producer for FromFn<F> {
+    fn fill(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.pos == self.chunk.len() {
+            if self.done {
+                return Ok(0);
+            }
+            self.chunk = (self.more)()?;
+            self.pos = 0;
+            if self.chunk.is_empty() {
+                self.done = true;
+                return Ok(0);
+            }
+        }
+        let n = (self.chunk.len() - self.pos).min(buf.len());
+        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+impl<F> fmt::Debug for FromFn<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FromFn")
+            .field("buffered", &(self.chunk.len() - self.pos))
+            .field("done", &self.done)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests;

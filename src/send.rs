@@ -2,6 +2,7 @@
 
 use std::collections::VecDeque;
 use std::io;
+use std::os::fd::BorrowedFd;
 
 use crate::producer::Producer;
 
@@ -13,11 +14,30 @@ enum Item {
         buf: Vec<u8>,
         sent: usize,
     },
-    Producer(Box<dyn Producer>),
+    Producer(Staged),
+    /// A producer failed where its error could not be returned (inside
+    /// `close_when_done`): reported by the next flush, from the write event's hook.
+    Failed(io::Error),
     /// asynchat's `None` in the FIFO: close once everything before it is sent.
     Close,
     /// Shut down the writing side once everything before it is sent.
     Shutdown,
+}
+
+/// A producer and the buffer it fills: allocated once per producer, on its first fill,
+/// and refilled only once all of it was sent.
+struct Staged {
+    producer: Box<dyn Producer>,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+fn would_block_from_producer() -> io::Error {
+    io::Error::other(
+        "a producer returned WouldBlock: producers cannot wait for readiness (use a \
+         channel of its own for a non-blocking source)",
+    )
 }
 
 /// What a flush ended with.
@@ -46,6 +66,8 @@ pub(crate) struct OutputQueue {
     chunk: usize,
     /// The low-water mark: `Dispatcher::handle_drained` runs when the queue falls to it.
     low: usize,
+    /// Bytes handed to the OS so far, producers' direct sends included.
+    written: u64,
 }
 
 impl Default for OutputQueue {
@@ -57,6 +79,7 @@ impl Default for OutputQueue {
             closing: false,
             chunk: DEFAULT_OUT_BUFFER,
             low: 0,
+            written: 0,
         }
     }
 }
@@ -153,8 +176,26 @@ impl OutputQueue {
         if self.sealed {
             return Err(closing_error());
         }
-        self.items.push_back(Item::Producer(p));
+        self.items.push_back(Item::Producer(Staged {
+            producer: p,
+            buf: Vec::new(),
+            start: 0,
+            end: 0,
+        }));
         Ok(())
+    }
+
+    /// Keeps an error that could not be returned (a flush inside `close_when_done`) at
+    /// the front of the queue: the next flush returns it, so it reaches `handle_error`
+    /// through the write event's hook instead of being lost.
+    pub(crate) fn defer_error(&mut self, err: io::Error) {
+        self.items.push_front(Item::Failed(err));
+    }
+
+    /// Bytes handed to the OS so far (producers' direct sends included): progress, for
+    /// the idle timeout.
+    pub(crate) fn written(&self) -> u64 {
+        self.written
     }
 
     pub(crate) fn close_when_done(&mut self) {
@@ -190,9 +231,21 @@ impl OutputQueue {
 
     /// Writes queued output with `write` until it is all sent or `write` would block.
     /// `write` returns `Err(WouldBlock)` (or `Ok(0)`) when the OS takes nothing more.
+    #[cfg(test)]
     pub(crate) fn flush(
         &mut self,
+        write: impl FnMut(&[u8]) -> io::Result<usize>,
+    ) -> io::Result<Flushed> {
+        self.flush_to(write, None)
+    }
+
+    /// [`flush`](OutputQueue::flush), offering producers the stream socket `direct` for
+    /// [`Producer::send_direct`] (`sendfile(2)`). A producer's error drops that producer
+    /// and is returned; what was queued before it was written already.
+    pub(crate) fn flush_to(
+        &mut self,
         mut write: impl FnMut(&[u8]) -> io::Result<usize>,
+        direct: Option<BorrowedFd<'_>>,
     ) -> io::Result<Flushed> {
         loop {
             let chunk = self.chunk;
@@ -203,13 +256,45 @@ impl OutputQueue {
                     self.items.pop_front();
                     return Ok(Flushed::ShutdownReached);
                 }
-                Some(Item::Producer(p)) => {
-                    let data = p.more();
-                    if data.is_empty() {
-                        self.items.pop_front();
-                    } else {
-                        self.bytes += data.len();
-                        self.items.push_front(Item::Data { buf: data, sent: 0 });
+                Some(Item::Failed(_)) => {
+                    if let Some(Item::Failed(e)) = self.items.pop_front() {
+                        return Err(e);
+                    }
+                }
+                Some(Item::Producer(s)) => {
+                    if s.start == s.end {
+                        match produce(s, chunk, direct) {
+                            Ok(Produced::Filled(n)) => self.bytes += n,
+                            Ok(Produced::Sent(n)) => {
+                                self.written += n as u64;
+                                continue;
+                            }
+                            Ok(Produced::Finished) => {
+                                self.items.pop_front();
+                                continue;
+                            }
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                                return Ok(Flushed::Blocked)
+                            }
+                            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                            Err(e) => {
+                                self.items.pop_front();
+                                return Err(e);
+                            }
+                        }
+                    }
+                    match write(&s.buf[s.start..s.end]) {
+                        Ok(0) => return Ok(Flushed::Blocked),
+                        Ok(n) => {
+                            s.start += n;
+                            self.bytes -= n;
+                            self.written += n as u64;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            return Ok(Flushed::Blocked)
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e),
                     }
                 }
                 Some(Item::Data { buf, sent }) => {
@@ -219,6 +304,7 @@ impl OutputQueue {
                         Ok(n) => {
                             *sent += n;
                             self.bytes -= n;
+                            self.written += n as u64;
                             if *sent == buf.len() {
                                 self.items.pop_front();
                             }
@@ -232,6 +318,52 @@ impl OutputQueue {
                 }
             }
         }
+    }
+}
+
+/// What a producer did when asked for more.
+enum Produced {
+    /// Filled its buffer with this many bytes.
+    Filled(usize),
+    /// Sent this many bytes straight to the socket.
+    Sent(usize),
+    Finished,
+}
+
+/// Asks the producer of `s` (whose buffer is all sent) for more: a direct send to the
+/// socket if it can, else a fill of its buffer (allocated on first use, at most `chunk`
+/// bytes, no more than the producer says it has). `WouldBlock` means the socket is full
+/// (from a direct send only: a producer's own `WouldBlock` is an error).
+fn produce(s: &mut Staged, chunk: usize, direct: Option<BorrowedFd<'_>>) -> io::Result<Produced> {
+    if let Some(fd) = direct {
+        match s.producer.send_direct(fd, chunk) {
+            None => {}
+            Some(Ok(0)) => return Ok(Produced::Finished),
+            Some(Ok(n)) => return Ok(Produced::Sent(n)),
+            Some(Err(e)) => return Err(e),
+        }
+    }
+    if s.buf.is_empty() {
+        let hint = s.producer.size_hint().unwrap_or(u64::MAX);
+        let len = usize::try_from(hint).unwrap_or(usize::MAX).clamp(1, chunk);
+        s.buf = vec![0; len];
+    }
+    match s.producer.fill(&mut s.buf) {
+        Ok(0) => Ok(Produced::Finished),
+        Ok(n) if n > s.buf.len() => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "a producer reported {n} bytes filled into a {}-byte buffer",
+                s.buf.len()
+            ),
+        )),
+        Ok(n) => {
+            s.start = 0;
+            s.end = n;
+            Ok(Produced::Filled(n))
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(would_block_from_producer()),
+        Err(e) => Err(e),
     }
 }
 
@@ -330,5 +462,102 @@ mod tests {
         assert_eq!(r.unwrap_err().kind(), io::ErrorKind::BrokenPipe);
         assert_eq!(q.len(), 3, "nothing is lost on error");
         assert!(q.set_chunk(0).is_err());
+    }
+
+    /// Yields `good` bytes, then fails with EISDIR (what reading a directory gives).
+    struct FailsAfter(usize);
+
+    impl Producer for FailsAfter {
+        fn fill(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.0 == 0 {
+                return Err(io::Error::from_raw_os_error(
+                    rustix::io::Errno::ISDIR.raw_os_error(),
+                ));
+            }
+            let n = self.0.min(buf.len());
+            buf[..n].fill(b'f');
+            self.0 -= n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn producer_error_after_earlier_output_is_sent_and_drops_the_producer() {
+        let mut q = OutputQueue::default();
+        q.push(b"head").unwrap();
+        q.push_producer(Box::new(FailsAfter(3000))).unwrap();
+        q.push(b"after").unwrap();
+        let mut out = Vec::new();
+        let mut calls = 0;
+        let err = loop {
+            let mut budget = 1000;
+            match q.flush(writer(&mut out, 700, &mut budget, &mut calls)) {
+                Ok(Flushed::Blocked) => continue,
+                Ok(other) => panic!("{other:?} before the producer failed"),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(
+            err.raw_os_error(),
+            Some(rustix::io::Errno::ISDIR.raw_os_error())
+        );
+        let mut expect = b"head".to_vec();
+        expect.extend_from_slice(&[b'f'; 3000]);
+        assert_eq!(out, expect, "everything before the failure was written");
+        // The producer is gone; what was queued after it is still there.
+        let (mut rest, mut budget) = (Vec::new(), usize::MAX);
+        let r = q.flush(writer(&mut rest, usize::MAX, &mut budget, &mut calls));
+        assert_eq!(r.unwrap(), Flushed::Drained);
+        assert_eq!(rest, b"after");
+    }
+
+    #[test]
+    fn a_producers_would_block_is_an_error_not_a_spin() {
+        let mut q = OutputQueue::default();
+        q.push_producer(Box::new(crate::producer::from_fn(|| {
+            Err(io::ErrorKind::WouldBlock.into())
+        })))
+        .unwrap();
+        let r = q.flush(|d| Ok(d.len()));
+        assert!(r.unwrap_err().to_string().contains("WouldBlock"));
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn deferred_error_comes_first_then_the_queue_goes_on() {
+        let mut q = OutputQueue::default();
+        q.push(b"x").unwrap();
+        q.close_when_done();
+        q.defer_error(io::Error::other("late"));
+        assert!(!q.is_empty());
+        let mut out = Vec::new();
+        let err = q.flush(|d| {
+            out.extend_from_slice(d);
+            Ok(d.len())
+        });
+        assert_eq!(err.unwrap_err().to_string(), "late");
+        assert!(out.is_empty());
+        let r = q.flush(|d| {
+            out.extend_from_slice(d);
+            Ok(d.len())
+        });
+        assert_eq!(r.unwrap(), Flushed::CloseReached);
+        assert_eq!(out, b"x");
+    }
+
+    #[test]
+    fn one_buffer_per_producer_sized_by_its_hint() {
+        let mut q = OutputQueue::default();
+        q.push_producer(Box::new(SimpleProducer::new(vec![1u8; 10], 4).unwrap()))
+            .unwrap();
+        let mut sizes = Vec::new();
+        let r = q.flush(|d| {
+            sizes.push(d.len());
+            Ok(d.len())
+        });
+        assert_eq!(r.unwrap(), Flushed::Drained);
+        assert_eq!(sizes, [4, 4, 2]);
+        assert_eq!(q.written(), 10);
+        assert_eq!(q.len(), 0);
     }
 }

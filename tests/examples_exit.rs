@@ -290,6 +290,80 @@ fn echo_client_exits(backend: Backend) {
     let _ = server.child.kill();
 }
 
+fn line_echo_exits(backend: Backend) {
+    for signal in SIGNALS {
+        let mut server = Running::start(
+            "line_echo",
+            &[
+                "--addr",
+                "127.0.0.1:0",
+                "--backend",
+                backend.name(),
+                "--max-line",
+                "8",
+            ],
+        );
+        let addr = server.listening_addr();
+        let mut client = TcpStream::connect(addr).unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        // An LF line, a CRLF line, two lines over the limit (each refused, the connection
+        // stays), a last line.
+        client
+            .write_all(b"one\r\ntwo\n0123456789abc\nlong line again\r\nok\n")
+            .unwrap();
+        let mut reader = BufReader::new(&client);
+        let mut got = Vec::new();
+        for _ in 0..5 {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            got.push(line);
+        }
+        let err = "ERR line too long\r\n";
+        assert_eq!(got, ["one\r\n", "two\n", err, err, "ok\n"]);
+        check("line_echo", server.signal_and_wait(signal), signal);
+    }
+}
+
+fn http_file_server_exits(backend: Backend) {
+    let root = std::env::temp_dir().join(format!(
+        "sockloop-exit-http-{}-{}",
+        std::process::id(),
+        backend.name()
+    ));
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("f.txt"), b"file\n").unwrap();
+    for signal in SIGNALS {
+        let mut server = Running::start(
+            "http_file_server",
+            &[
+                "--addr",
+                "127.0.0.1:0",
+                "--backend",
+                backend.name(),
+                "--root",
+                root.to_str().unwrap(),
+            ],
+        );
+        let addr = server.listening_addr();
+        // A kept-alive connection stays open while the signal arrives.
+        let mut client = TcpStream::connect(addr).unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        client
+            .write_all(b"GET /f.txt HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            .unwrap();
+        let mut reader = BufReader::new(&client);
+        let mut status = String::new();
+        reader.read_line(&mut status).unwrap();
+        assert_eq!(status, "HTTP/1.0 200 OK\r\n");
+        check("http_file_server", server.signal_and_wait(signal), signal);
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}
+
 backend_tests!(
     echo_server_exits,
     relay_exits,
@@ -297,4 +371,6 @@ backend_tests!(
     smtp_sink_exits,
     udp_echo_exits,
     echo_client_exits,
+    line_echo_exits,
+    http_file_server_exits,
 );

@@ -388,12 +388,15 @@ impl<'a> ChatContext<'_, 'a> {
         }
     }
 
-    /// Queues a producer (asynchat's `push_with_producer`): its chunks are sent after what
-    /// is already queued, until it returns an empty chunk.
+    /// Queues a producer (asynchat's `push_with_producer`): what it produces is sent after
+    /// what is already queued, until it is finished (see
+    /// [`Channel::push_with_producer`], which says where a producer's error goes). Under
+    /// [`Scripted`](crate::chat::Scripted) the producer is drained at once, and its error
+    /// is returned here.
     ///
     /// # Errors
     ///
-    /// As [`push`](ChatContext::push).
+    /// As [`push`](ChatContext::push), and the producer's error if it fails at once.
     pub fn push_with_producer(&mut self, producer: impl Producer + 'static) -> io::Result<()> {
         match &mut self.io {
             Io::Loop(ctx) => ctx.push_with_producer(producer),

@@ -46,12 +46,18 @@ impl ScriptPeer {
 
     pub(crate) fn write_producer(&mut self, mut producer: impl Producer) -> io::Result<()> {
         self.check_open()?;
+        let mut buf = [0u8; 4096];
         loop {
-            let chunk = producer.more();
-            if chunk.is_empty() {
-                return Ok(());
+            match producer.fill(&mut buf)? {
+                0 => return Ok(()),
+                n if n > buf.len() => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("a producer reported {n} bytes filled into a 4096-byte buffer"),
+                    ))
+                }
+                n => self.out.extend_from_slice(&buf[..n]),
             }
-            self.out.extend_from_slice(&chunk);
         }
     }
 

@@ -238,3 +238,39 @@ pub(crate) fn as_uninit(buf: &mut [u8]) -> &mut [std::mem::MaybeUninit<u8>] {
     // received from the kernel into the slice, so it stays a valid `[u8]` afterwards.
     unsafe { &mut *(buf as *mut [u8] as *mut [std::mem::MaybeUninit<u8>]) }
 }
+
+/// `sendfile(2)`: up to `count` bytes of `file` from `*offset` to `socket`, advancing
+/// `*offset` by what was sent (the file's own position is not used). `EAGAIN` is
+/// `WouldBlock`.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn sendfile(
+    socket: BorrowedFd<'_>,
+    file: &std::fs::File,
+    offset: &mut u64,
+    count: usize,
+) -> io::Result<usize> {
+    Ok(rustix::fs::sendfile(socket, file, Some(offset), count)?)
+}
+
+/// No `sendfile(2)` here: the caller falls back to reading and writing.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn sendfile(
+    _: BorrowedFd<'_>,
+    _: &std::fs::File,
+    _: &mut u64,
+    _: usize,
+) -> io::Result<usize> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
+/// True for the errors that mean "`sendfile(2)` cannot do this pair of descriptors"
+/// (`EINVAL`, `ENOSYS`, `EOPNOTSUPP`): fall back to copying.
+pub(crate) fn sendfile_unsupported(err: &io::Error) -> bool {
+    err.kind() == io::ErrorKind::Unsupported
+        || matches!(
+            rustix::io::Errno::from_io_error(err),
+            Some(
+                rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS | rustix::io::Errno::OPNOTSUPP
+            )
+        )
+}
