@@ -6,12 +6,15 @@ the standard library's asyncore vs sockloop.asyncore, 100 busy channels.
 Deterministic where CPU-time sampling on a shared machine is not: the server
 (`pycount.py --serve ...`) runs under `valgrind --tool=callgrind`; its peers, in a
 separate, untraced process, write 64 B to every channel, read every echo, and repeat.
+A last row per handler counts only the instructions inside sockloop's event routing
+(the handlers and everything they call): the part no loop implementation can remove.
 Each cell runs twice (two round counts); the difference in instructions divided by the
 difference in messages is the per-message cost, start-up excluded. Kernel work (the
 system calls themselves) is not counted: this is the user-space part only.
 """
 
 import argparse
+import json
 import os
 import re
 import subprocess
@@ -19,6 +22,9 @@ import sys
 import tempfile
 
 HERE = os.path.abspath(__file__)
+# Counted alone for the "handlers only" row: sockloop's routing of a select read event,
+# i.e. the channel's handle_read_event() and everything it calls.
+FLOOR = "_sockloop::route::Ctx::read"
 
 
 def serve(impl, backend, handler, conns, rounds):
@@ -61,11 +67,12 @@ def peer(rounds, fds):
         s.close()
 
 
-def count(python, impl, backend, handler, conns, rounds):
+def count(python, impl, backend, handler, conns, rounds, only=None):
     with tempfile.TemporaryDirectory() as d:
         out = os.path.join(d, "cg.out")
+        toggle = ["--toggle-collect=" + only] if only else []
         r = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out,
-                            python, "-W", "ignore", HERE, "--serve", impl, backend, handler,
+                            *toggle, python, "-W", "ignore", HERE, "--serve", impl, backend, handler,
                             str(conns), str(rounds)], capture_output=True, text=True)
         m = re.search(r"Collected : (\d+)", r.stderr)
         if not m:
@@ -85,6 +92,7 @@ def main():
     ap.add_argument("--rounds", default="100,300")
     ap.add_argument("--handlers", default="docs,tuned")
     ap.add_argument("--cells", default="stdlib:select,sockloop:select,stdlib:poll,sockloop:poll,sockloop:epoll")
+    ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
     r1, r2 = (int(x) for x in args.rounds.split(","))
     res = {}
@@ -100,6 +108,17 @@ def main():
             base = res.get((handler, "stdlib", "poll" if backend == "epoll" else backend))
             ratio = "%.2f×" % (per / base) if impl == "sockloop" and base else ""
             print("| %s | %s | %s | %.0f | %s |" % (handler, impl, backend, per, ratio), flush=True)
+        # The floor: what the event handlers themselves cost (handle_read_event and all it
+        # calls, the program's Python code), counted inside sockloop's routing only.
+        a = count(args.python, "sockloop", "select", handler, args.conns, r1, FLOOR)
+        b = count(args.python, "sockloop", "select", handler, args.conns, r2, FLOOR)
+        per = (b - a) / ((r2 - r1) * args.conns)
+        res[(handler, "handlers only", "select")] = per
+        print("| %s | handlers only | (select) | %.0f | |" % (handler, per), flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump([{"handler": h, "impl": i, "backend": b, "instructions_per_msg": v}
+                       for (h, i, b), v in res.items()], f)
 
 
 if __name__ == "__main__":
