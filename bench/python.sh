@@ -8,7 +8,10 @@
 #
 # Environment: REPS, DURATION, WARMUP, OUT (default ../BENCHMARKS.md),
 # PYTHON (default python3; must be <= 3.11 for the stdlib's asyncore),
-# VENV (reuse a venv that has the package, e.g. ../python/.venv; default: a fresh one).
+# VENV (reuse a venv that has the package, e.g. ../python/.venv; default: a fresh one),
+# COUNT=0 to skip the callgrind instruction counts (py/pycount.py; run when valgrind is
+# installed, before the timed runs), COUNTS_JSON=file to keep them (or to reuse them if
+# the file exists).
 set -euo pipefail
 BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$BENCH/.." && pwd)
@@ -32,6 +35,16 @@ if [[ -z ${VENV:-} ]]; then
 fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 CMD="cd bench && REPS=$REPS DURATION=$DURATION WARMUP=$WARMUP ./python.sh"
+COUNTS=()
+if [[ -n ${COUNTS_JSON:-} && -s $COUNTS_JSON ]]; then
+    log "instruction counts from $COUNTS_JSON"
+    COUNTS=(--counts "$COUNTS_JSON")
+elif [[ ${COUNT:-1} != 0 ]] && command -v valgrind >/dev/null; then
+    log "counting user-space instructions per message (callgrind, py/pycount.py)"
+    COUNTS_JSON=${COUNTS_JSON:-$WORK/counts.json}
+    "$VENV/bin/python" "$BENCH/py/pycount.py" --python "$VENV/bin/python" --json "$COUNTS_JSON" >&2
+    COUNTS=(--counts "$COUNTS_JSON")
+fi
 "$VENV/bin/python" "$BENCH/py/pybench.py" --python "$VENV/bin/python" \
     --loadgen "$BENCH/target/release/loadgen" --reps "$REPS" --duration "$DURATION" \
-    --warmup "$WARMUP" --out "$OUT" --command "$CMD"
+    --warmup "$WARMUP" --out "$OUT" --command "$CMD" "${COUNTS[@]}"

@@ -6,7 +6,7 @@
 //! size changes behind the loop's back and at least once a second: idle channels cost
 //! nothing per iteration.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::os::fd::RawFd;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -68,6 +68,8 @@ pub(crate) struct Cached {
     scan: u64,
     last_scan: Option<Instant>,
     fixes: bool,
+    /// Integer map keys already brought up to date in this iteration.
+    synced: HashSet<RawFd>,
     /// Slots the kernel refused (a few at most): kept apart so that no per-iteration
     /// work grows with the number of channels.
     broken: Vec<usize>,
@@ -86,6 +88,7 @@ impl Cached {
             last_scan: None,
             fixes: false,
             broken: Vec::new(),
+            synced: HashSet::new(),
         })
     }
 
@@ -104,10 +107,18 @@ impl Cached {
             keys.extend(t.iter());
             t.del_slice(0, t.len())?;
         }
+        // A channel whose handler ran is usually touched by it too (`send()`, `push()`):
+        // it is asked once per iteration, as select and poll ask it.
+        self.synced.clear();
         let mut keys = keys.into_iter();
         while let Some(key) = keys.next() {
             if key.is_none() {
                 continue;
+            }
+            if let Ok(fd) = key.extract::<RawFd>() {
+                if !self.synced.insert(fd) {
+                    continue;
+                }
             }
             if let Err(e) = self.sync(py, ctx, map, &key) {
                 // Keep what is left for the next iteration (or the next loop() call).

@@ -9,6 +9,7 @@
 //! * epoll ([`Cached`](crate::epoll::Cached)) keeps registrations between iterations:
 //!   see [`crate::epoll`].
 
+use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -195,12 +196,18 @@ pub(crate) fn ask(
 
 type Item<'py> = (Bound<'py, PyAny>, Bound<'py, PyAny>);
 
-/// select and poll: CPython's `poll()` / `poll2()`, one fresh registration per iteration.
+/// select and poll: CPython's `poll()` / `poll2()`, every channel registered afresh each
+/// iteration under its position among the channels asked. The poller itself is kept for
+/// the whole `loop()` call (registering on select and poll is bookkeeping, no system
+/// call): no per-iteration allocation.
 #[derive(Default)]
 struct Exact<'py> {
     items: Vec<Item<'py>>,
     asked: Vec<Item<'py>>,
     events: Vec<PollEvent>,
+    poller: Option<Poller>,
+    /// `fds[k]`: the descriptor registered under key `k` (keys are `0..fds.len()`).
+    fds: Vec<RawFd>,
 }
 
 impl<'py> Exact<'py> {
@@ -221,16 +228,37 @@ impl<'py> Exact<'py> {
             return Ok(());
         }
         map.items(&mut self.items)?;
-        let mut poller = Poller::new(backend)?;
+        let poller = match &mut self.poller {
+            Some(p) => p,
+            None => self.poller.insert(Poller::new(backend)?),
+        };
         self.asked.clear();
         for (key, obj) in self.items.drain(..) {
             let interest = ask(py, ctx, &obj, fixes)?;
             if !interest.is_empty() {
                 let fd = fd_of(&key)?;
                 let k = self.asked.len();
-                with_fd(fd, |b| poller.register(b, k, interest))?;
+                match self.fds.get(k).copied() {
+                    Some(old) if old == fd => with_fd(fd, |b| poller.modify(b, k, interest))?,
+                    Some(old) => {
+                        // Bookkeeping only on select and poll: `old` may be closed by now.
+                        with_fd(old, |b| poller.deregister(b, k))?;
+                        with_fd(fd, |b| poller.register(b, k, interest))?;
+                        self.fds[k] = fd;
+                    }
+                    None => {
+                        with_fd(fd, |b| poller.register(b, k, interest))?;
+                        self.fds.push(fd);
+                    }
+                }
                 self.asked.push((key, obj));
             }
+        }
+        while self.fds.len() > self.asked.len() {
+            let k = self.fds.len() - 1;
+            let old = self.fds[k];
+            with_fd(old, |b| poller.deregister(b, k))?;
+            self.fds.pop();
         }
         if self.asked.is_empty() && timeout.is_none() && backend == Backend::Select {
             // CPython calls time.sleep(None) here.
@@ -238,7 +266,7 @@ impl<'py> Exact<'py> {
                 "'NoneType' object cannot be interpreted as an integer",
             ));
         }
-        waiter.wait(py, &mut poller, &mut self.events, timeout)?;
+        waiter.wait(py, poller, &mut self.events, timeout)?;
         if backend == Backend::Select {
             if self.events.iter().any(|e| e.is_invalid()) {
                 // select(2) failed with EBADF: CPython's select.select raises.
@@ -256,6 +284,10 @@ impl<'py> Exact<'py> {
                 };
                 (phase, e.key())
             });
+        } else {
+            // In registration order, as CPython's poll object reports them (a key whose
+            // descriptor changed was re-registered at the end).
+            self.events.sort_by_key(|e| e.key());
         }
         for ev in &self.events {
             let (key, obj) = &self.asked[ev.key()];

@@ -259,6 +259,31 @@ class EpollCache(unittest.TestCase):
         for a, b in pairs:
             b.close()
 
+    def test_busy_channel_is_asked_once_per_iteration(self):
+        # Its handler ran and its send() touched it: asked once, as select and poll do.
+        asked = []
+
+        class Counting(Echo):
+            def readable(self):
+                asked.append(self)
+                return True
+
+        m = {}
+        a, b = socket.socketpair()
+        Counting(a, map=m)
+        asyncore.loop(timeout=0.001, map=m, count=1, backend="epoll")
+        asked.clear()
+        for _ in range(20):
+            b.send(b"ping")
+            asyncore.loop(timeout=1.0, map=m, count=1, backend="epoll")
+            self.assertEqual(b.recv(100), b"ping")
+            asyncore.loop(timeout=0.001, map=m, count=1, backend="epoll")
+        # 20 (twice that if asked again for the touch), plus the once-a-second full scans.
+        self.assertLessEqual(len(asked), 20 + 3)
+        self.assertGreaterEqual(len(asked), 20)
+        asyncore.close_all(m)
+        b.close()
+
     def test_send_from_another_channels_handler_is_seen(self):
         # A reads a line and sends it through B, whose handlers did not run.
         m = {}
