@@ -14,6 +14,7 @@ implementations; only `import asyncore` differs (sockloop.install()).
 """
 
 import argparse
+import os
 import resource
 import socket
 import sys
@@ -33,46 +34,10 @@ elif args.backend == "epoll":
 import asyncore  # noqa: E402
 
 
-class DocsEcho(asyncore.dispatcher_with_send):
-    def handle_read(self):
-        data = self.recv(8192)
-        if data:
-            self.send(data)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from echo_handlers import classes  # noqa: E402  (the same handlers pymsg/pycount measure)
 
-
-class TunedEcho(asyncore.dispatcher):
-    pending = b""
-
-    def writable(self):
-        return bool(self.pending)
-
-    def handle_read(self):
-        try:
-            data = self.socket.recv(65536)
-        except (BlockingIOError, InterruptedError):
-            return
-        if not data:
-            self.close()
-            return
-        if self.pending:
-            self.pending += data
-            return
-        try:
-            n = self.socket.send(data)
-        except BlockingIOError:
-            n = 0
-        if n < len(data):
-            self.pending = data[n:]
-
-    def handle_write(self):
-        try:
-            n = self.socket.send(self.pending)
-        except BlockingIOError:
-            return
-        self.pending = self.pending[n:]
-
-    def handle_close(self):
-        self.close()
+HANDLERS = classes(asyncore)
 
 
 class Server(asyncore.dispatcher):
@@ -93,7 +58,7 @@ def main():
     host, _, port = args.addr.rpartition(":")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    server = Server(host, int(port), DocsEcho if args.handler == "docs" else TunedEcho)
+    server = Server(host, int(port), HANDLERS[args.handler])
     bound = server.socket.getsockname()
     print(f"listening on {bound[0]}:{bound[1]}", flush=True)
     if args.impl == "sockloop":
