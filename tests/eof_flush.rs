@@ -4,6 +4,7 @@
 //! queued with `close_when_done` before the client's end of file is sent whole. Small
 //! socket buffers, so the queue really fills.
 
+mod example_proc;
 mod util;
 
 use std::io::{self, Read, Write};
@@ -220,38 +221,17 @@ backend_tests!(
 /// The echo example (the README's first command) on every backend, black box.
 #[test]
 fn echo_example_returns_everything_to_a_half_closed_client() {
-    let exe = std::env::current_exe().unwrap();
-    let example = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples/echo_server");
     for backend in Backend::ALL {
-        let mut child = std::process::Command::new(&example)
-            .args(["--addr", "127.0.0.1:0", "--backend", backend.name()])
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        io::BufRead::read_line(
-            &mut io::BufReader::new(child.stdout.as_mut().unwrap()),
-            &mut line,
-        )
-        .unwrap();
-        let addr: SocketAddr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap()
-            .parse()
-            .unwrap();
+        let server = example_proc::Server::start(
+            "echo_server",
+            &["--addr", "127.0.0.1:0", "--backend", backend.name()],
+        );
+        let addr = server.addr;
         for (n, reader) in [(4_000_000, Reader::Slow), (BIG, Reader::Concurrent)] {
             let data = pattern(n);
             let got = client(addr, data.clone(), reader).join().unwrap();
             assert_eq!(got.len(), n, "{backend}");
             assert!(got == data, "{backend}: the echo differs");
         }
-        let _ = child.kill();
-        let _ = child.wait();
     }
 }

@@ -4,32 +4,17 @@
 //! file byte-exact) on every backend, and with Python's `http.client` and `curl`
 //! (ignored by default: they need python3 and curl; `./test.sh` runs them).
 
+mod example_proc;
 mod util;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::{Shutdown, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
+use example_proc::Server;
 use sockloop::Backend;
-
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let path = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: `cargo test` builds the examples",
-        path.display()
-    );
-    path
-}
 
 /// A document root with a small file, a large one, a directory with and one without an
 /// `index.html`, a symlink out of the root, and a secret beside the root.
@@ -63,53 +48,24 @@ impl Drop for Root {
     }
 }
 
-/// The server process; killed when dropped.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
+/// The example serving `root` (killed when dropped).
+fn start(root: &Root, backend: Backend) -> Server {
+    let dir = root.root.to_str().unwrap();
+    let args = [
+        "--addr",
+        "127.0.0.1:0",
+        "--backend",
+        backend.name(),
+        "--root",
+        dir,
+    ];
+    Server::start_logging("http_file_server", &args, "warn")
 }
 
-impl Server {
-    fn start(root: &Root, backend: Backend) -> Server {
-        let mut child = Command::new(example("http_file_server"))
-            .args([
-                "--addr",
-                "127.0.0.1:0",
-                "--backend",
-                backend.name(),
-                "--root",
-            ])
-            .arg(&root.root)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .trim()
-            .parse()
-            .unwrap();
-        Server { child, addr }
-    }
-
-    fn connect(&self) -> TcpStream {
-        let s = TcpStream::connect(self.addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        s
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn connect(server: &Server) -> TcpStream {
+    let s = TcpStream::connect(server.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
 }
 
 /// One parsed response.
@@ -178,8 +134,8 @@ fn assert_eof(r: &mut impl Read) {
 /// does not desynchronise what follows.
 fn pipelined_requests_are_answered_in_order(backend: Backend) {
     let root = Root::new(&format!("pipe-{}", backend.name()));
-    let server = Server::start(&root, backend);
-    let mut s = server.connect();
+    let server = start(&root, backend);
+    let mut s = connect(&server);
     s.write_all(
         b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n\
           HEAD /big.bin HTTP/1.0\r\nConnection: keep-alive\r\n\r\n\
@@ -216,12 +172,12 @@ fn pipelined_requests_are_answered_in_order(backend: Backend) {
 /// response, a large file byte-exact, then end of file.
 fn half_closed_client_gets_the_whole_file(backend: Backend) {
     let root = Root::new(&format!("half-{}", backend.name()));
-    let server = Server::start(&root, backend);
+    let server = start(&root, backend);
     for request in [
         &b"GET /big.bin HTTP/1.0\r\n\r\n"[..],
         b"GET /big.bin HTTP/1.1\r\n\r\n", // keep-alive, but the client is done
     ] {
-        let mut s = server.connect();
+        let mut s = connect(&server);
         s.write_all(request).unwrap();
         s.shutdown(Shutdown::Write).unwrap();
         let mut r = BufReader::new(s);
@@ -236,7 +192,7 @@ fn half_closed_client_gets_the_whole_file(backend: Backend) {
 /// without an index, bad requests, an over-long head, a body over the limit.
 fn refused_requests(backend: Backend) {
     let root = Root::new(&format!("refuse-{}", backend.name()));
-    let server = Server::start(&root, backend);
+    let server = start(&root, backend);
     let cases: [(&[u8], u16, bool); 10] = [
         (b"GET /../secret HTTP/1.0\r\n\r\n", 403, false),
         (b"GET /%2e%2e/secret HTTP/1.0\r\n\r\n", 403, false),
@@ -258,7 +214,7 @@ fn refused_requests(backend: Backend) {
         ),
     ];
     for (request, status, keep_alive) in cases {
-        let mut s = server.connect();
+        let mut s = connect(&server);
         s.write_all(request).unwrap();
         let mut r = BufReader::new(s);
         let resp = read_response(&mut r, false);
@@ -273,7 +229,7 @@ fn refused_requests(backend: Backend) {
         }
     }
     // A head over 8 KiB: 400 and close, without waiting for its end.
-    let mut s = server.connect();
+    let mut s = connect(&server);
     let mut long = b"GET /hello.txt HTTP/1.0\r\nX: ".to_vec();
     long.resize(20_000, b'a');
     s.write_all(&long).unwrap();
@@ -346,7 +302,7 @@ fn python_http_client_all_backends() {
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_string());
     for backend in Backend::ALL {
         let root = Root::new(&format!("py-{}", backend.name()));
-        let server = Server::start(&root, backend);
+        let server = start(&root, backend);
         let out = Command::new(&python)
             .args([
                 "-c",
@@ -374,7 +330,7 @@ fn curl_all_backends() {
     }
     for backend in Backend::ALL {
         let root = Root::new(&format!("curl-{}", backend.name()));
-        let server = Server::start(&root, backend);
+        let server = start(&root, backend);
         let url = |p: &str| format!("http://{}{p}", server.addr);
         let out_file = root.base.join("downloaded");
         // Two transfers on one connection (curl reuses it: keep-alive), the large file

@@ -1,6 +1,7 @@
 //! A duration too large for the clock is "never", not a panic: idle and connect timeouts,
 //! one-shot and periodic timers, and the wait of `run` / `poll_once`.
 
+mod example_proc;
 mod util;
 
 use std::io::Write;
@@ -101,9 +102,6 @@ backend_tests!(
 #[test]
 fn examples_take_a_huge_idle_timeout() {
     use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
-    let exe = std::env::current_exe().unwrap();
-    let examples = exe.parent().unwrap().parent().unwrap().join("examples");
     let maildir = std::env::temp_dir().join(format!("sockloop-huge-{}", std::process::id()));
     let huge = u64::MAX.to_string();
     for backend in Backend::ALL {
@@ -117,26 +115,12 @@ fn examples_take_a_huge_idle_timeout() {
             ),
         ];
         for (name, extra, request, greeting) in cases {
-            let mut child = Command::new(examples.join(name))
-                .args(["--addr", "127.0.0.1:0", "--backend", backend.name()])
-                .args(["--idle-timeout", &huge])
-                .args(extra)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
-            let mut line = String::new();
-            BufReader::new(child.stdout.as_mut().unwrap())
-                .read_line(&mut line)
-                .unwrap();
-            let addr = line
-                .strip_prefix("listening on ")
-                .unwrap_or_else(|| panic!("{name}: unexpected first line {line:?}"))
-                .split_whitespace()
-                .next()
-                .unwrap()
-                .to_string();
-            let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+            let mut args = vec!["--addr", "127.0.0.1:0", "--backend", backend.name()];
+            args.extend(["--idle-timeout", &huge]);
+            args.extend(extra);
+            let mut server = example_proc::Server::start(name, &args);
+            let addr = server.addr;
+            let mut conn = std::net::TcpStream::connect(addr).unwrap();
             conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
             let mut reader = BufReader::new(conn.try_clone().unwrap());
             if !greeting.is_empty() {
@@ -148,12 +132,7 @@ fn examples_take_a_huge_idle_timeout() {
             let mut reply = String::new();
             reader.read_line(&mut reply).unwrap();
             assert!(!reply.is_empty(), "{name} on {backend}: no reply");
-            assert!(
-                child.try_wait().unwrap().is_none(),
-                "{name} on {backend} exited"
-            );
-            let _ = child.kill();
-            let _ = child.wait();
+            assert!(server.is_running(), "{name} on {backend} exited");
         }
     }
     let _ = std::fs::remove_dir_all(&maildir);
