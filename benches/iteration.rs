@@ -46,7 +46,7 @@ fn per_iteration(
     ev.set_mode(mode);
     for i in 0..timers {
         // Pending, never due during the run.
-        ev.call_later(Duration::from_secs(3600 + i as u64), |_| {});
+        ev.call_later(Duration::from_secs(3600 + i as u64), |_, _| {});
     }
     for _ in 0..idle {
         let udp = std::net::UdpSocket::bind("127.0.0.1:0")?;

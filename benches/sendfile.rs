@@ -45,7 +45,7 @@ impl Dispatcher for Server {
             }
         }
         ch.close_when_done();
-        ctx.add(ch, Conn)?;
+        ctx.handle().add(ch, Conn)?;
         self.left -= 1;
         if self.left == 0 {
             ctx.close();

@@ -51,7 +51,7 @@ impl Dispatcher for Listener {
     ) -> io::Result<()> {
         let mut ch = channel;
         ch.set_nodelay(true)?;
-        ctx.add(
+        ctx.handle().add(
             ch,
             Echo {
                 buf: self.buf.clone(),

@@ -70,18 +70,14 @@ struct Http {
 }
 
 impl ChatHandler for Http {
-    fn collect_incoming_data(
-        &mut self,
-        _: &mut ChatContext<'_, '_>,
-        data: &[u8],
-    ) -> io::Result<()> {
+    fn collect_incoming_data(&mut self, _: &mut ChatContext<'_>, data: &[u8]) -> io::Result<()> {
         if self.waiting.is_none() {
             self.head.extend_from_slice(data); // a body is read and dropped
         }
         Ok(())
     }
 
-    fn found_terminator(&mut self, ctx: &mut ChatContext<'_, '_>) -> io::Result<()> {
+    fn found_terminator(&mut self, ctx: &mut ChatContext<'_>) -> io::Result<()> {
         if let Some(response) = self.waiting.take() {
             // The body is in: back to request heads.
             ctx.set_terminator(Terminator::Bytes(b"\r\n\r\n".to_vec()))?;
@@ -101,7 +97,7 @@ impl ChatHandler for Http {
 
     fn handle_record_too_long(
         &mut self,
-        ctx: &mut ChatContext<'_, '_>,
+        ctx: &mut ChatContext<'_>,
         _: io::Error,
     ) -> io::Result<()> {
         self.head.clear();
@@ -110,7 +106,7 @@ impl ChatHandler for Http {
 }
 
 /// Queues `r`: the head as bytes, the file as a producer; then closes unless kept alive.
-fn send(ctx: &mut ChatContext<'_, '_>, r: Response) -> io::Result<()> {
+fn send(ctx: &mut ChatContext<'_>, r: Response) -> io::Result<()> {
     let connection = if r.keep_alive { "keep-alive" } else { "close" };
     let head = format!(
         "HTTP/1.0 {}\r\n{}Connection: {connection}\r\n\r\n",
@@ -317,7 +313,7 @@ impl Dispatcher for Listener {
         // Pipelined requests wait in the input buffer while 64 KiB of responses heads
         // are unsent: the queue stays bounded whatever the client sends.
         chat.set_watermarks(Some((16 * 1024, 64 * 1024)))?;
-        ctx.add(channel, chat)?;
+        ctx.handle().add(channel, chat)?;
         Ok(())
     }
 }

@@ -23,18 +23,14 @@ struct Line {
 }
 
 impl ChatHandler for Line {
-    fn collect_incoming_data(
-        &mut self,
-        _: &mut ChatContext<'_, '_>,
-        data: &[u8],
-    ) -> io::Result<()> {
+    fn collect_incoming_data(&mut self, _: &mut ChatContext<'_>, data: &[u8]) -> io::Result<()> {
         self.line.extend_from_slice(data);
         Ok(())
     }
 
     /// The terminator is `\n`, so a CRLF line keeps its `\r`: echoing the line plus `\n`
     /// gives each client back the ending it used.
-    fn found_terminator(&mut self, ctx: &mut ChatContext<'_, '_>) -> io::Result<()> {
+    fn found_terminator(&mut self, ctx: &mut ChatContext<'_>) -> io::Result<()> {
         self.line.push(b'\n');
         let line = std::mem::take(&mut self.line);
         ctx.push_vec(line)
@@ -44,7 +40,7 @@ impl ChatHandler for Line {
     /// keep the connection; the chat layer skips the rest of the line.
     fn handle_record_too_long(
         &mut self,
-        ctx: &mut ChatContext<'_, '_>,
+        ctx: &mut ChatContext<'_>,
         _: io::Error,
     ) -> io::Result<()> {
         self.line.clear();
@@ -52,7 +48,7 @@ impl ChatHandler for Line {
     }
 
     /// End of input: echo a last line that had no ending, then finish sending and close.
-    fn handle_eof(&mut self, ctx: &mut ChatContext<'_, '_>) -> io::Result<()> {
+    fn handle_eof(&mut self, ctx: &mut ChatContext<'_>) -> io::Result<()> {
         if !self.line.is_empty() {
             let line = std::mem::take(&mut self.line);
             ctx.push_vec(line)?;
@@ -77,7 +73,7 @@ impl Dispatcher for Listener {
         let mut chat = AsyncChat::new(Line { line: Vec::new() });
         chat.set_terminator(Terminator::Bytes(b"\n".to_vec()))?;
         chat.set_max_record(Some(self.max_line));
-        ctx.add(channel, chat)?;
+        ctx.handle().add(channel, chat)?;
         Ok(())
     }
 }

@@ -44,7 +44,8 @@ impl Dispatcher for Listener {
         let mut upstream = Channel::tcp_connect(self.to)?;
         upstream.set_low_water(LOW_WATER);
         // Each side needs the other's token.
-        ctx.add_pair((client, upstream), |c, u| (Side::new(u), Side::new(c)))?;
+        ctx.handle()
+            .add_pair((client, upstream), |c, u| (Side::new(u), Side::new(c)))?;
         Ok(())
     }
 }
@@ -88,7 +89,10 @@ impl Dispatcher for Side {
     fn handle_eof(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
         self.eof = true;
         let peer = self.peer;
-        let peer_done = ctx.dispatcher_mut::<Side>(peer).is_some_and(|p| p.eof);
+        let peer_done = ctx
+            .handle()
+            .dispatcher_mut::<Side>(peer)
+            .is_some_and(|p| p.eof);
         match ctx.channel_mut(peer) {
             Some(out) if peer_done => out.close_when_done(),
             Some(out) => out.shutdown_when_done(),

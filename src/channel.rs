@@ -946,10 +946,14 @@ impl Channel {
     ///
     /// As [`push`](Channel::push), and the producer's error if it fails at once.
     pub fn push_with_producer(&mut self, producer: impl Producer + 'static) -> io::Result<()> {
+        self.push_boxed_producer(Box::new(producer))
+    }
+
+    pub(crate) fn push_boxed_producer(&mut self, producer: Box<dyn Producer>) -> io::Result<()> {
         if self.is_closed() {
             return Err(closed_error());
         }
-        self.output.push_producer(Box::new(producer))?;
+        self.output.push_producer(producer)?;
         self.flush()
     }
 
@@ -1005,7 +1009,7 @@ impl Channel {
     /// [`resume_reading`](Channel::resume_reading). The loop re-asks the channel by
     /// itself: call it from the channel's own hook, or on another channel reached through
     /// [`Context::channel_mut`](crate::Context::channel_mut) or
-    /// [`EventLoop::channel_mut`](crate::EventLoop::channel_mut) (flow control between
+    /// [`LoopHandle::channel_mut`](crate::LoopHandle::channel_mut) (flow control between
     /// channels, as a proxy does when the far side's queue is full). Input already in the
     /// socket stays there; nothing is lost.
     pub fn pause_reading(&mut self) {

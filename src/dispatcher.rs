@@ -15,7 +15,12 @@ pub const ACCEPT_BATCH: usize = 64;
 /// A channel's behaviour: asyncore's `dispatcher` hooks, with the same names and defaults.
 ///
 /// Implement the hooks you need; the loop calls them with a [`Context`] that gives access
-/// to the channel (it dereferences to [`Channel`]), to other channels, and to the loop.
+/// to the channel (it dereferences to [`Channel`]) and to the loop's
+/// [`LoopHandle`](crate::LoopHandle): other channels, timers, stopping, and the loop's
+/// shared state `S` (`()` unless the loop was made with
+/// [`EventLoop::with_state`](crate::EventLoop::with_state)). A dispatcher that works in
+/// any loop implements `Dispatcher<S>` for every `S`: `impl<S: 'static> Dispatcher<S> for
+/// Echo`.
 ///
 /// # Event routing
 ///
@@ -57,7 +62,7 @@ pub const ACCEPT_BATCH: usize = 64;
 /// channel is closed after its `handle_close`, and the panic is reported with its message,
 /// the hook and the channel; asyncore's bare `except:` ends in `handle_close` too). The
 /// exceptions: a panic inside `handle_close` itself (it is not called again), and an
-/// explicit close without the hook ([`Context::close`], [`EventLoop::close`](crate::EventLoop::close),
+/// explicit close without the hook ([`Context::close`], [`LoopHandle::close`](crate::LoopHandle::close),
 /// `close_all`), which is asyncore's `close()`. With
 /// [`EventLoop::set_catch_panics`](crate::EventLoop::set_catch_panics)`(false)` the panic
 /// propagates out of `run` after that same cleanup.
@@ -70,7 +75,7 @@ pub const ACCEPT_BATCH: usize = 64;
 ///
 /// # Examples
 ///
-/// An echo handler:
+/// An echo handler usable in a loop of any state type:
 ///
 /// ```
 /// use std::io;
@@ -78,15 +83,15 @@ pub const ACCEPT_BATCH: usize = 64;
 ///
 /// struct Echo;
 ///
-/// impl Dispatcher for Echo {
-///     fn handle_read(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+/// impl<S: 'static> Dispatcher<S> for Echo {
+///     fn handle_read(&mut self, ctx: &mut Context<'_, S>) -> io::Result<()> {
 ///         let mut buf = [0u8; 4096];
 ///         let n = ctx.recv(&mut buf)?;
 ///         ctx.push(&buf[..n])
 ///     }
 /// }
 /// ```
-pub trait Dispatcher: Any {
+pub trait Dispatcher<S: 'static = ()>: Any {
     /// Should the loop watch this channel for input? Default: `true`.
     ///
     /// Called with the channel's current state; it must not block.
@@ -97,7 +102,7 @@ pub trait Dispatcher: Any {
     /// `readable()` and [`writable()`](Dispatcher::writable) are cached: they are asked
     /// again only after one of this channel's hooks ran, when it was added, reached
     /// through `channel_mut` / `dispatcher_mut` / `get_mut`, or
-    /// [touched](crate::Context::touch). A predicate that depends on anything else (a
+    /// [touched](crate::LoopHandle::touch). A predicate that depends on anything else (a
     /// peer channel's queue, the time, a global) is not re-asked when that changes: for
     /// flow control use [`Channel::pause_reading`] / [`Channel::resume_reading`] (which
     /// need no touch) and [`handle_drained`](Dispatcher::handle_drained), or call `touch`,
@@ -127,7 +132,7 @@ pub trait Dispatcher: Any {
     ///
     /// Accept errors such as `EMFILE` (the loop then backs off, see above), and errors
     /// from `handle_accepted`.
-    fn handle_accept(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+    fn handle_accept(&mut self, ctx: &mut Context<'_, S>) -> io::Result<()> {
         for _ in 0..ACCEPT_BATCH {
             match ctx.accept()? {
                 Some((channel, addr)) => self.handle_accepted(ctx, channel, addr)?,
@@ -142,7 +147,7 @@ pub trait Dispatcher: Any {
 
     /// A connection was accepted: `channel` is ready (connected, non-blocking), `addr` is
     /// the peer's. Default: close it and log the warning `unhandled accepted event`.
-    /// Typical code adds it with [`Context::add`], after setting options on it if needed
+    /// Typical code adds it with [`LoopHandle::add`](crate::LoopHandle::add), after setting options on it if needed
     /// ([`Channel::set_nodelay`], [`Channel::socket`]).
     ///
     /// # Errors
@@ -150,7 +155,7 @@ pub trait Dispatcher: Any {
     /// Whatever the implementation returns; routed like any hook error.
     fn handle_accepted(
         &mut self,
-        ctx: &mut Context<'_>,
+        ctx: &mut Context<'_, S>,
         channel: Channel,
         addr: socket2::SockAddr,
     ) -> io::Result<()> {
@@ -165,7 +170,7 @@ pub trait Dispatcher: Any {
     /// # Errors
     ///
     /// Whatever the implementation returns.
-    fn handle_connect(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+    fn handle_connect(&mut self, ctx: &mut Context<'_, S>) -> io::Result<()> {
         ctx.log_warning("unhandled connect event");
         Ok(())
     }
@@ -175,7 +180,7 @@ pub trait Dispatcher: Any {
     /// # Errors
     ///
     /// Whatever the implementation returns.
-    fn handle_read(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+    fn handle_read(&mut self, ctx: &mut Context<'_, S>) -> io::Result<()> {
         ctx.log_warning("unhandled read event");
         Ok(())
     }
@@ -186,7 +191,7 @@ pub trait Dispatcher: Any {
     /// # Errors
     ///
     /// Send errors other than would-block and disconnects.
-    fn handle_write(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+    fn handle_write(&mut self, ctx: &mut Context<'_, S>) -> io::Result<()> {
         if ctx.has_pending_output() {
             ctx.flush()
         } else {
@@ -208,7 +213,7 @@ pub trait Dispatcher: Any {
     /// # Errors
     ///
     /// Whatever the implementation returns; routed like any hook error.
-    fn handle_drained(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+    fn handle_drained(&mut self, ctx: &mut Context<'_, S>) -> io::Result<()> {
         let _ = ctx;
         Ok(())
     }
@@ -219,7 +224,7 @@ pub trait Dispatcher: Any {
     /// # Errors
     ///
     /// Whatever the implementation returns.
-    fn handle_expt(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+    fn handle_expt(&mut self, ctx: &mut Context<'_, S>) -> io::Result<()> {
         ctx.log_warning("unhandled incoming priority event");
         Ok(())
     }
@@ -241,7 +246,7 @@ pub trait Dispatcher: Any {
     /// # Errors
     ///
     /// Whatever the implementation returns; routed like any hook error.
-    fn handle_eof(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+    fn handle_eof(&mut self, ctx: &mut Context<'_, S>) -> io::Result<()> {
         ctx.close_when_done();
         Ok(())
     }
@@ -257,7 +262,7 @@ pub trait Dispatcher: Any {
     /// # Errors
     ///
     /// Whatever the implementation returns; routed like any hook error.
-    fn handle_timeout(&mut self, ctx: &mut Context<'_>, which: Timeout) -> io::Result<()> {
+    fn handle_timeout(&mut self, ctx: &mut Context<'_, S>, which: Timeout) -> io::Result<()> {
         let _ = which;
         ctx.request_close();
         Ok(())
@@ -271,7 +276,7 @@ pub trait Dispatcher: Any {
     /// # Errors
     ///
     /// Errors are logged; the channel is closed anyway.
-    fn handle_close(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+    fn handle_close(&mut self, ctx: &mut Context<'_, S>) -> io::Result<()> {
         ctx.log_warning("unhandled close event");
         ctx.close();
         Ok(())
@@ -288,7 +293,7 @@ pub trait Dispatcher: Any {
     ///
     /// Any error (or a panic) closes the channel through `handle_close`; nothing escapes
     /// the loop.
-    fn handle_error(&mut self, ctx: &mut Context<'_>, err: io::Error) -> io::Result<()> {
+    fn handle_error(&mut self, ctx: &mut Context<'_, S>, err: io::Error) -> io::Result<()> {
         crate::report::error!("uncaptured error, closing channel {} ({err})", **ctx);
         Err(err)
     }

@@ -30,7 +30,7 @@ use crate::sys::Backend;
 /// struct Server;
 /// impl Dispatcher for Server {
 ///     fn handle_accepted(&mut self, ctx: &mut Context<'_>, channel: Channel, _: SockAddr) -> io::Result<()> {
-///         ctx.add(channel, Conn)?;
+///         ctx.handle().add(channel, Conn)?;
 ///         Ok(())
 ///     }
 /// }

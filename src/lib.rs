@@ -19,7 +19,7 @@
 //!
 //! impl Dispatcher for Server {
 //!     fn handle_accepted(&mut self, ctx: &mut Context<'_>, channel: Channel, _: SockAddr) -> io::Result<()> {
-//!         ctx.add(channel, Echo)?;
+//!         ctx.handle().add(channel, Echo)?;
 //!         Ok(())
 //!     }
 //! }
@@ -50,8 +50,8 @@
 //! | `dispatcher` | the [`Dispatcher`] trait + the [`Channel`] it is registered with |
 //! | `dispatcher_with_send` | the channel's output queue: [`Channel::push`] |
 //! | `file_dispatcher` | [`Channel::from_fd`] over a pipe/fd |
-//! | `ExitNow` | [`Context::stop_now`] |
-//! | `close_all()` | [`EventLoop::close_all`] |
+//! | `ExitNow` | [`LoopHandle::stop_now`] |
+//! | `close_all()` | [`LoopHandle::close_all`] |
 //! | `async_chat`, `simple_producer` | the [`chat`] layer, [`SimpleProducer`] |
 //! | `self.recv()`, `self.send()` in a hook | `ctx.recv()`, `ctx.send()` ([`Context`] derefs to [`Channel`]) |
 //! | `dispatcher.accepting` / `connecting` / `connected` | [`Channel::state`] |
@@ -139,8 +139,8 @@
 //!
 //! What asyncore's users (smtpd, Medusa, supervisor, pyftpdlib) built themselves:
 //!
-//! * **Timers**: [`EventLoop::call_later`], [`call_at`](EventLoop::call_at),
-//!   [`call_every`](EventLoop::call_every), [`cancel`](EventLoop::cancel) (also from hooks,
+//! * **Timers**: [`LoopHandle::call_later`], [`call_at`](LoopHandle::call_at),
+//!   [`call_every`](LoopHandle::call_every), [`cancel`](LoopHandle::cancel) (also from hooks,
 //!   on [`Context`]). Never early; equal deadlines in the order set; the wait is cut to the
 //!   next deadline; pending timers cost nothing per iteration. [`EventLoop::run`] keeps
 //!   going while channels or timers remain.
@@ -150,8 +150,8 @@
 //! * **Cross-thread wake-up**: [`Remote`] (`Send + Sync + Clone`) wakes the loop, runs
 //!   closures on its thread (asyncio's `call_soon_threadsafe`) and stops it; an error, not
 //!   a crash, once the loop is gone.
-//! * **Signals**: [`EventLoop::add_signal_handler`] runs a callback on the loop thread;
-//!   [`EventLoop::stop_on_signals`] is the graceful exit every example uses for `SIGINT`
+//! * **Signals**: [`LoopHandle::add_signal_handler`] runs a callback on the loop thread;
+//!   [`LoopHandle::stop_on_signals`] is the graceful exit every example uses for `SIGINT`
 //!   and `SIGTERM`; [`EventLoop::run_forever`] waits for nothing but signals and calls.
 //! * **Half-close**: [`Channel::shutdown`] and [`Dispatcher::handle_eof`], distinct from
 //!   `handle_close`; [`Channel::request_close`] asks for `handle_close` safely from any
@@ -184,6 +184,7 @@ mod context;
 mod dispatcher;
 mod event_loop;
 mod group;
+mod handle;
 mod interest;
 mod poller;
 pub mod producer;
@@ -203,6 +204,7 @@ pub use context::Context;
 pub use dispatcher::{Dispatcher, ACCEPT_BATCH};
 pub use event_loop::{EventLoop, Mode};
 pub use group::LoopGroup;
+pub use handle::LoopHandle;
 pub use interest::Interest;
 pub use poller::{PollEvent, Poller};
 pub use producer::{FileProducer, Producer, ReaderProducer, SimpleProducer};

@@ -7,26 +7,26 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use rustix::event::{eventfd, EventfdFlags};
 
-use crate::event_loop::EventLoop;
+use crate::handle::LoopHandle;
 
 /// A closure sent to the loop thread.
-type Call = Box<dyn FnOnce(&mut EventLoop) + Send>;
+type Call<S> = Box<dyn FnOnce(&mut LoopHandle<S>) + Send>;
 
-struct Queue {
+struct Queue<S> {
     /// False once the loop is gone: nothing more is accepted.
     open: bool,
-    calls: Vec<Call>,
+    calls: Vec<Call<S>>,
 }
 
-struct Shared {
-    queue: Mutex<Queue>,
+struct Shared<S> {
+    queue: Mutex<Queue<S>>,
     stop: AtomicBool,
     /// An eventfd the loop watches; writing to it wakes the loop's wait.
     wake_fd: OwnedFd,
 }
 
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Queue> {
+impl<S> Shared<S> {
+    fn lock(&self) -> MutexGuard<'_, Queue<S>> {
         // A closure never runs under the lock, so a poisoned lock only means another thread
         // panicked between two plain field updates; the queue is still consistent.
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
@@ -45,9 +45,10 @@ fn loop_gone() -> io::Error {
     io::Error::new(io::ErrorKind::NotConnected, "the event loop is gone")
 }
 
-/// A handle to an [`EventLoop`] that other threads can hold: it wakes the loop, runs
-/// closures on the loop thread, and stops it. `Send + Sync + Clone`; get one with
-/// [`EventLoop::remote`].
+/// A handle to an [`EventLoop`](crate::EventLoop) that other threads can hold: it wakes
+/// the loop, runs closures on the loop thread with its [`LoopHandle`] (and so its state,
+/// which need not be `Send`), and stops it. `Send + Sync + Clone` whatever the state type;
+/// get one with [`LoopHandle::remote`].
 ///
 /// Closures run in the order they were sent, on the loop thread, during the iteration in
 /// which the loop wakes up, after that iteration's channel events. Every method returns an
@@ -57,27 +58,37 @@ fn loop_gone() -> io::Error {
 /// # Examples
 ///
 /// ```
-/// use sockloop::EventLoop;
+/// use std::rc::Rc;
+/// use sockloop::{EventLoop, LoopHandle};
 ///
-/// let mut event_loop = EventLoop::new()?;
+/// // The loop's state: a counter (an `Rc` here only to show it need not be `Send`).
+/// let mut event_loop = EventLoop::with_state(Rc::new(std::cell::Cell::new(0)))?;
 /// let remote = event_loop.remote()?;
 /// let worker = std::thread::spawn(move || {
-///     remote.call(|lp: &mut EventLoop| {
-///         println!("on the loop thread");
+///     remote.call(|lp: &mut LoopHandle<Rc<std::cell::Cell<u32>>>| {
+///         lp.state().set(lp.state().get() + 1);
 ///         lp.stop();
 ///     })
 /// });
 /// worker.join().unwrap()?;
 /// // No channels: wait for the call (it stops the loop).
 /// event_loop.run_forever()?;
+/// assert_eq!(event_loop.state().get(), 1);
 /// # std::io::Result::Ok(())
 /// ```
-#[derive(Clone)]
-pub struct Remote {
-    shared: Arc<Shared>,
+pub struct Remote<S = ()> {
+    shared: Arc<Shared<S>>,
 }
 
-impl Remote {
+impl<S> Clone for Remote<S> {
+    fn clone(&self) -> Self {
+        Remote {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<S> Remote<S> {
     /// Wakes the loop if it is waiting (it then runs one iteration, re-asking nothing).
     ///
     /// # Errors
@@ -90,13 +101,13 @@ impl Remote {
         self.shared.wake()
     }
 
-    /// Runs `f` on the loop thread with the loop at hand (asyncio's
+    /// Runs `f` on the loop thread with the loop's handle and state at hand (asyncio's
     /// `call_soon_threadsafe`), and wakes the loop.
     ///
     /// # Errors
     ///
     /// `NotConnected` if the loop is gone (`f` is dropped without running).
-    pub fn call(&self, f: impl FnOnce(&mut EventLoop) + Send + 'static) -> io::Result<()> {
+    pub fn call(&self, f: impl FnOnce(&mut LoopHandle<S>) + Send + 'static) -> io::Result<()> {
         {
             let mut queue = self.shared.lock();
             if !queue.open {
@@ -107,7 +118,7 @@ impl Remote {
         self.shared.wake()
     }
 
-    /// Makes [`run`](EventLoop::run) return after the iteration in which it wakes up.
+    /// Makes [`run`](crate::EventLoop::run) return after the iteration in which it wakes up.
     ///
     /// # Errors
     ///
@@ -121,7 +132,7 @@ impl Remote {
     }
 }
 
-impl std::fmt::Debug for Remote {
+impl<S> std::fmt::Debug for Remote<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Remote")
             .field("open", &self.shared.lock().open)
@@ -130,12 +141,12 @@ impl std::fmt::Debug for Remote {
 }
 
 /// The loop's side: owns the eventfd registration and drains the queue.
-pub(crate) struct Inbox {
-    shared: Arc<Shared>,
+pub(crate) struct Inbox<S> {
+    shared: Arc<Shared<S>>,
 }
 
-impl Inbox {
-    pub(crate) fn new() -> io::Result<Inbox> {
+impl<S> Inbox<S> {
+    pub(crate) fn new() -> io::Result<Inbox<S>> {
         let wake_fd = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
         Ok(Inbox {
             shared: Arc::new(Shared {
@@ -149,7 +160,7 @@ impl Inbox {
         })
     }
 
-    pub(crate) fn remote(&self) -> Remote {
+    pub(crate) fn remote(&self) -> Remote<S> {
         Remote {
             shared: Arc::clone(&self.shared),
         }
@@ -161,7 +172,7 @@ impl Inbox {
 
     /// Clears the wake-up and takes what was sent: the closures, and whether a stop was
     /// asked.
-    pub(crate) fn take(&self) -> (Vec<Call>, bool) {
+    pub(crate) fn take(&self) -> (Vec<Call<S>>, bool) {
         let mut counter = [0u8; 8];
         // Nonblocking: EAGAIN just means no wake-up was pending.
         let _ = rustix::io::read(&self.shared.wake_fd, &mut counter);
@@ -170,7 +181,7 @@ impl Inbox {
     }
 }
 
-impl Drop for Inbox {
+impl<S> Drop for Inbox<S> {
     fn drop(&mut self) {
         let calls = {
             let mut queue = self.shared.lock();
@@ -195,7 +206,7 @@ mod tests {
     /// counter's descriptor).
     #[test]
     fn call_posted_during_take_is_taken_or_wakes_again() {
-        let inbox = Inbox::new().unwrap();
+        let inbox = Inbox::<()>::new().unwrap();
         let remote = inbox.remote();
         rustix::io::ioctl_fionbio(inbox.fd(), false).unwrap();
         let fd = std::os::fd::AsRawFd::as_raw_fd(&inbox.fd());

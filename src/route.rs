@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use rustix::io::Errno;
 
 use crate::channel::{is_disconnect, Backoff, Channel, Pending, State};
-use crate::context::{Context, Core, Stop};
+use crate::context::Context;
 use crate::dispatcher::Dispatcher;
+use crate::handle::{LoopHandle, Stop};
 use crate::interest::Ready;
 use crate::report::{self, panic_message};
 use crate::timer::Timeout;
@@ -30,12 +31,37 @@ fn is_resource_exhaustion(err: &io::Error) -> bool {
     )
 }
 
+/// Where a hook's error goes: the one policy shared by the loop and the chat layer's
+/// scripted transport. `handle_error` returning an error (its default) then closes the
+/// channel through `handle_close`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ErrorRoute {
+    /// Would-block: nothing happened.
+    Ignore,
+    /// A disconnect (`is_disconnect`): `handle_close`.
+    Close,
+    /// Anything else: `handle_error`.
+    HandleError,
+}
+
+impl ErrorRoute {
+    pub(crate) fn of(err: &io::Error) -> ErrorRoute {
+        if err.kind() == io::ErrorKind::WouldBlock {
+            ErrorRoute::Ignore
+        } else if is_disconnect(err) {
+            ErrorRoute::Close
+        } else {
+            ErrorRoute::HandleError
+        }
+    }
+}
+
 /// One channel taken out of the map while its hooks run.
-pub(crate) struct Router<'a> {
+pub(crate) struct Router<'a, S> {
     pub(crate) token: Token,
-    pub(crate) core: &'a mut Core,
+    pub(crate) core: &'a mut LoopHandle<S>,
     pub(crate) channel: &'a mut Channel,
-    pub(crate) dispatcher: &'a mut dyn Dispatcher,
+    pub(crate) dispatcher: &'a mut dyn Dispatcher<S>,
     /// `handle_close` was called: a panic from now on gets no second cleanup call.
     pub(crate) close_called: bool,
 }
@@ -57,7 +83,7 @@ pub(crate) fn report_panic(what: &str, channel: &Channel, payload: Box<dyn Any +
     );
 }
 
-impl Router<'_> {
+impl<S: 'static> Router<'_, S> {
     fn is_open(&self) -> bool {
         !self.channel.is_closed()
     }
@@ -69,15 +95,15 @@ impl Router<'_> {
     fn call(
         &mut self,
         name: &str,
-        hook: impl FnOnce(&mut dyn Dispatcher, &mut Context<'_>) -> io::Result<()>,
+        hook: impl FnOnce(&mut dyn Dispatcher<S>, &mut Context<'_, S>) -> io::Result<()>,
     ) -> Outcome {
         let mut ctx = Context {
             token: self.token,
             channel: &mut *self.channel,
-            core: &mut *self.core,
+            handle: &mut *self.core,
         };
         let dispatcher = &mut *self.dispatcher;
-        if ctx.core.catch_panics {
+        if ctx.handle.catch_panics {
             match catch_unwind(AssertUnwindSafe(|| hook(dispatcher, &mut ctx))) {
                 Ok(r) => Outcome::Done(r),
                 Err(payload) => {
@@ -101,7 +127,7 @@ impl Router<'_> {
     fn hook(
         &mut self,
         name: &str,
-        hook: impl FnOnce(&mut dyn Dispatcher, &mut Context<'_>) -> io::Result<()>,
+        hook: impl FnOnce(&mut dyn Dispatcher<S>, &mut Context<'_, S>) -> io::Result<()>,
     ) {
         if !self.is_open() {
             return;
@@ -122,15 +148,18 @@ impl Router<'_> {
 
     /// Routes an error (asyncore's `except OSError` around every event).
     pub(crate) fn error(&mut self, err: io::Error) {
-        if !self.is_open() || err.kind() == io::ErrorKind::WouldBlock {
+        if !self.is_open() {
             return;
         }
-        if is_disconnect(&err) {
-            return self.close_event();
-        }
-        match self.call("handle_error", |d, ctx| d.handle_error(ctx, err)) {
-            Outcome::Done(Ok(())) => {}
-            Outcome::Done(Err(_)) | Outcome::Panicked => self.close_event(),
+        match ErrorRoute::of(&err) {
+            ErrorRoute::Ignore => {}
+            ErrorRoute::Close => self.close_event(),
+            ErrorRoute::HandleError => {
+                match self.call("handle_error", |d, ctx| d.handle_error(ctx, err)) {
+                    Outcome::Done(Ok(())) => {}
+                    Outcome::Done(Err(_)) | Outcome::Panicked => self.close_event(),
+                }
+            }
         }
     }
 

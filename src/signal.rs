@@ -1,6 +1,6 @@
 //! Signals delivered to the loop thread, and the signal numbers to name them.
 //!
-//! [`EventLoop::add_signal_handler`](crate::EventLoop::add_signal_handler) installs, through
+//! [`LoopHandle::add_signal_handler`](crate::LoopHandle::add_signal_handler) installs, through
 //! the `signal-hook` crate, an OS handler that does only what is async-signal-safe: it sets
 //! a flag and writes one byte to a socket the loop watches. The loop then runs the
 //! callback on its own thread, as asyncio's `add_signal_handler` does.
@@ -15,28 +15,28 @@ pub use signal_hook::consts::signal::{
     SIGALRM, SIGCHLD, SIGHUP, SIGINT, SIGPIPE, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH,
 };
 
-use crate::event_loop::EventLoop;
+use crate::handle::LoopHandle;
 
 /// A signal callback.
-pub(crate) type Handler = Box<dyn FnMut(&mut EventLoop, i32)>;
+pub(crate) type Handler<S> = Box<dyn FnMut(&mut LoopHandle<S>, i32)>;
 
-struct Registration {
+struct Registration<S> {
     signal: i32,
     flag: Arc<AtomicBool>,
     /// `None` while the handler runs (it is taken out so it can reach the loop).
-    handler: Option<Handler>,
+    handler: Option<Handler<S>>,
     ids: [signal_hook::SigId; 2],
 }
 
 /// The loop's signal state: one wake-up socket pair for all signals, a flag per signal.
-pub(crate) struct Signals {
+pub(crate) struct Signals<S> {
     read: UnixStream,
     write: UnixStream,
-    registrations: Vec<Registration>,
+    registrations: Vec<Registration<S>>,
 }
 
-impl Signals {
-    pub(crate) fn new() -> io::Result<Signals> {
+impl<S> Signals<S> {
+    pub(crate) fn new() -> io::Result<Signals<S>> {
         let (read, write) = UnixStream::pair()?;
         read.set_nonblocking(true)?;
         write.set_nonblocking(true)?;
@@ -52,7 +52,7 @@ impl Signals {
     }
 
     /// Installs (or replaces) the handler for `signal`.
-    pub(crate) fn add(&mut self, signal: i32, handler: Handler) -> io::Result<()> {
+    pub(crate) fn add(&mut self, signal: i32, handler: Handler<S>) -> io::Result<()> {
         // signal-hook panics on these rather than returning an error.
         if signal_hook::consts::FORBIDDEN.contains(&signal) {
             return Err(io::Error::new(
@@ -101,7 +101,7 @@ impl Signals {
 
     /// Drains the wake-up socket and returns the signals that arrived, each with its
     /// handler taken out (give it back with [`restore`](Signals::restore)).
-    pub(crate) fn take_arrived(&mut self) -> Vec<(i32, Handler)> {
+    pub(crate) fn take_arrived(&mut self) -> Vec<(i32, Handler<S>)> {
         let mut buf = [0u8; 64];
         while matches!(self.read.read(&mut buf), Ok(n) if n > 0) {}
         let mut arrived = Vec::new();
@@ -116,7 +116,7 @@ impl Signals {
     }
 
     /// Gives a handler back after it ran, unless it was removed or replaced meanwhile.
-    pub(crate) fn restore(&mut self, signal: i32, handler: Handler) {
+    pub(crate) fn restore(&mut self, signal: i32, handler: Handler<S>) {
         if let Some(r) = self.registrations.iter_mut().find(|r| r.signal == signal) {
             if r.handler.is_none() {
                 r.handler = Some(handler);
@@ -125,7 +125,7 @@ impl Signals {
     }
 }
 
-impl Drop for Signals {
+impl<S> Drop for Signals<S> {
     fn drop(&mut self) {
         for r in self.registrations.drain(..) {
             for id in r.ids {

@@ -11,13 +11,13 @@ use std::collections::BinaryHeap;
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use crate::event_loop::EventLoop;
+use crate::handle::LoopHandle;
 use crate::token::Token;
 
-/// Identifies one timer set with [`EventLoop::call_later`], [`EventLoop::call_at`] or
-/// [`EventLoop::call_every`] (or the same methods of [`Context`](crate::Context)), for
-/// [`cancel`](EventLoop::cancel). Like [`Token`], it carries a generation: a stale id never
-/// cancels a newer timer.
+/// Identifies one timer set with [`LoopHandle::call_later`], [`LoopHandle::call_at`] or
+/// [`LoopHandle::call_every`], for [`cancel`](LoopHandle::cancel); the callback receives
+/// it too (a periodic timer can cancel itself). Like [`Token`], it carries a generation:
+/// a stale id never cancels a newer timer.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TimerId {
     index: u32,
@@ -30,24 +30,24 @@ impl fmt::Debug for TimerId {
     }
 }
 
-/// A callback run on the loop thread with the whole loop at hand.
-pub(crate) type Callback = Box<dyn FnOnce(&mut EventLoop)>;
+/// A callback run on the loop thread with the loop's handle (and state) at hand.
+pub(crate) type Callback<S> = Box<dyn FnOnce(&mut LoopHandle<S>, TimerId)>;
 /// A periodic callback.
-pub(crate) type Periodic = Box<dyn FnMut(&mut EventLoop)>;
+pub(crate) type Periodic<S> = Box<dyn FnMut(&mut LoopHandle<S>, TimerId)>;
 
 /// What a due timer does.
-pub(crate) enum Action {
-    Once(Callback),
-    Every(Duration, Periodic),
+pub(crate) enum Action<S> {
+    Once(Callback<S>),
+    Every(Duration, Periodic<S>),
     /// A channel's own deadline (idle, connect, accept back-off): the loop works out which.
     Channel(Token),
 }
 
-enum Entry {
+enum Entry<S> {
     Vacant,
     Pending {
         seq: u64,
-        action: Action,
+        action: Action<S>,
     },
     /// Taken out while its callback runs; `cancelled` stops a periodic timer re-arming.
     Running {
@@ -55,22 +55,21 @@ enum Entry {
     },
 }
 
-struct Slot {
+struct Slot<S> {
     generation: u32,
-    entry: Entry,
+    entry: Entry<S>,
 }
 
 /// A timer that is due, taken out of the set.
-pub(crate) struct Due {
+pub(crate) struct Due<S> {
     pub(crate) id: TimerId,
     pub(crate) deadline: Instant,
-    pub(crate) action: Action,
+    pub(crate) action: Action<S>,
 }
 
-#[derive(Default)]
-pub(crate) struct Timers {
+pub(crate) struct Timers<S> {
     heap: BinaryHeap<Reverse<(Instant, u64, u32)>>,
-    slots: Vec<Slot>,
+    slots: Vec<Slot<S>>,
     free: Vec<u32>,
     next_seq: u64,
     live: usize,
@@ -80,13 +79,27 @@ pub(crate) struct Timers {
     examined: usize,
 }
 
-impl Timers {
+impl<S> Default for Timers<S> {
+    fn default() -> Self {
+        Timers {
+            heap: BinaryHeap::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            next_seq: 0,
+            live: 0,
+            #[cfg(test)]
+            examined: 0,
+        }
+    }
+}
+
+impl<S> Timers<S> {
     /// The number of pending (and running periodic) timers.
     pub(crate) fn len(&self) -> usize {
         self.live
     }
 
-    pub(crate) fn insert(&mut self, deadline: Instant, action: Action) -> TimerId {
+    pub(crate) fn insert(&mut self, deadline: Instant, action: Action<S>) -> TimerId {
         let index = match self.free.pop() {
             Some(i) => i,
             None => {
@@ -106,7 +119,7 @@ impl Timers {
         id
     }
 
-    fn schedule(&mut self, id: TimerId, deadline: Instant, action: Action) {
+    fn schedule(&mut self, id: TimerId, deadline: Instant, action: Action<S>) {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.slots[id.index as usize].entry = Entry::Pending { seq, action };
@@ -185,7 +198,7 @@ impl Timers {
     /// Takes the earliest timer if it is due at `now` and was armed before `mark`. Equal
     /// deadlines come out in the order they were set. A periodic timer's slot stays
     /// reserved (as running) until [`finish`](Timers::finish).
-    pub(crate) fn pop_due(&mut self, now: Instant, mark: u64) -> Option<Due> {
+    pub(crate) fn pop_due(&mut self, now: Instant, mark: u64) -> Option<Due<S>> {
         let (deadline, seq, index) = self.settle_top()?;
         if deadline > now || seq >= mark {
             return None;
@@ -220,7 +233,7 @@ impl Timers {
         deadline: Instant,
         now: Instant,
         period: Duration,
-        f: Periodic,
+        f: Periodic<S>,
     ) {
         let slot = &self.slots[id.index as usize];
         if slot.generation != id.generation {
@@ -260,17 +273,17 @@ pub enum Timeout {
 mod tests {
     use super::*;
 
-    fn noop() -> Action {
-        Action::Once(Box::new(|_| {}))
+    fn noop() -> Action<()> {
+        Action::Once(Box::new(|_, _| {}))
     }
 
-    fn drain(timers: &mut Timers, now: Instant) -> Vec<TimerId> {
+    fn drain(timers: &mut Timers<()>, now: Instant) -> Vec<TimerId> {
         std::iter::from_fn(|| timers.pop_due(now, u64::MAX).map(|d| d.id)).collect()
     }
 
     #[test]
     fn equal_deadlines_fire_in_insertion_order() {
-        let mut timers = Timers::default();
+        let mut timers = Timers::<()>::default();
         let t0 = Instant::now();
         let ids: Vec<_> = (0..50).map(|_| timers.insert(t0, noop())).collect();
         assert_eq!(drain(&mut timers, t0), ids);
@@ -279,7 +292,7 @@ mod tests {
 
     #[test]
     fn not_due_before_deadline() {
-        let mut timers = Timers::default();
+        let mut timers = Timers::<()>::default();
         let t0 = Instant::now();
         let late = timers.insert(t0 + Duration::from_millis(5), noop());
         let early = timers.insert(t0 + Duration::from_millis(1), noop());
@@ -296,7 +309,7 @@ mod tests {
 
     #[test]
     fn cancel_and_stale_ids() {
-        let mut timers = Timers::default();
+        let mut timers = Timers::<()>::default();
         let t0 = Instant::now();
         let a = timers.insert(t0, noop());
         assert!(timers.cancel(a));
@@ -309,7 +322,7 @@ mod tests {
 
     #[test]
     fn ten_thousand_pending_timers_cost_one_peek() {
-        let mut timers = Timers::default();
+        let mut timers = Timers::<()>::default();
         let t0 = Instant::now();
         for i in 0..10_000u64 {
             timers.insert(t0 + Duration::from_secs(60 + i), noop());
@@ -324,7 +337,7 @@ mod tests {
 
     #[test]
     fn cancelled_entries_do_not_accumulate() {
-        let mut timers = Timers::default();
+        let mut timers = Timers::<()>::default();
         let t0 = Instant::now();
         let keep = timers.insert(t0 + Duration::from_secs(1), noop());
         for _ in 0..100_000 {
@@ -338,10 +351,10 @@ mod tests {
 
     #[test]
     fn periodic_rearms_and_skips_missed_ticks() {
-        let mut timers = Timers::default();
+        let mut timers = Timers::<()>::default();
         let t0 = Instant::now();
         let p = Duration::from_millis(10);
-        let id = timers.insert(t0 + p, Action::Every(p, Box::new(|_| {})));
+        let id = timers.insert(t0 + p, Action::Every(p, Box::new(|_, _| {})));
         let due = timers.pop_due(t0 + p, u64::MAX).unwrap();
         let Action::Every(period, f) = due.action else {
             panic!("periodic")

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use rustix::io::Errno;
 use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
-use sockloop::{Backend, Context, Dispatcher, EventLoop, Token};
+use sockloop::{Backend, Context, Dispatcher, EventLoop, LoopHandle, Token};
 use util::{listener, Echo, Log};
 
 const CHILD_ENV: &str = "SOCKLOOP_EMFILE_CHILD";
@@ -63,7 +63,7 @@ impl Dispatcher for Acceptor {
     fn handle_accept(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
         match ctx.accept() {
             Ok(Some((sock, _))) => {
-                let t = ctx.add(
+                let t = ctx.handle().add(
                     sock,
                     Echo {
                         log: Log::default(),
@@ -139,7 +139,7 @@ fn child(backend: Backend) {
     let tick = Rc::new(Cell::new(0u64));
     let (ep, tk) = (ever_paused.clone(), tick.clone());
     let born = Instant::now();
-    let status = ev.call_every(Duration::from_millis(10), move |lp| {
+    let status = ev.call_every(Duration::from_millis(10), move |lp, _| {
         let paused = lp.channel(lt).is_some_and(|c| c.is_accept_paused());
         ep.set(ep.get() || paused);
         tk.set(tk.get() + 1);
@@ -159,7 +159,7 @@ fn child(backend: Backend) {
         }
     });
     // Never outlive a lost parent.
-    ev.call_later(Duration::from_secs(60), |lp| {
+    ev.call_later(Duration::from_secs(60), |lp, _| {
         eprintln!("@@GAVE_UP");
         lp.close_all();
         lp.stop();
@@ -182,7 +182,7 @@ fn child(backend: Backend) {
     eprintln!("@@DONE");
 }
 
-fn command(lp: &mut EventLoop, lt: Token, cmd: &str) {
+fn command(lp: &mut LoopHandle, lt: Token, cmd: &str) {
     let mut words = cmd.split_whitespace();
     match (
         words.next(),

@@ -154,7 +154,7 @@ fn stale_tokens(backend: Backend) {
             ctx.recv(&mut buf)?;
             let seen = (
                 ctx.channel_mut(self.stale).is_none(),
-                ctx.dispatcher_mut::<Idle>(self.stale).is_none(),
+                ctx.handle().dispatcher_mut::<Idle>(self.stale).is_none(),
                 !ctx.close_channel(self.stale),
             );
             *self.seen.borrow_mut() = Some(seen);

@@ -364,7 +364,7 @@ struct Tracer {
 }
 
 impl Tracer {
-    fn after(&mut self, ctx: &mut ChatContext<'_, '_>, collect: bool) -> io::Result<()> {
+    fn after(&mut self, ctx: &mut ChatContext<'_>, collect: bool) -> io::Result<()> {
         let (k, list) = if collect {
             (&mut self.collected, &self.collect_switches)
         } else {
@@ -383,17 +383,13 @@ impl Tracer {
 }
 
 impl ChatHandler for Tracer {
-    fn collect_incoming_data(
-        &mut self,
-        ctx: &mut ChatContext<'_, '_>,
-        data: &[u8],
-    ) -> io::Result<()> {
+    fn collect_incoming_data(&mut self, ctx: &mut ChatContext<'_>, data: &[u8]) -> io::Result<()> {
         self.trace
             .push(Hook::Collect(data.to_vec(), ctx.get_terminator().clone()));
         self.after(ctx, true)
     }
 
-    fn found_terminator(&mut self, ctx: &mut ChatContext<'_, '_>) -> io::Result<()> {
+    fn found_terminator(&mut self, ctx: &mut ChatContext<'_>) -> io::Result<()> {
         self.trace.push(Hook::Found(ctx.get_terminator().clone()));
         self.after(ctx, false)
     }

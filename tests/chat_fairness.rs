@@ -22,22 +22,18 @@ struct Lines {
 }
 
 impl ChatHandler for Lines {
-    fn collect_incoming_data(
-        &mut self,
-        _: &mut ChatContext<'_, '_>,
-        data: &[u8],
-    ) -> io::Result<()> {
+    fn collect_incoming_data(&mut self, _: &mut ChatContext<'_>, data: &[u8]) -> io::Result<()> {
         self.line.extend_from_slice(data);
         Ok(())
     }
-    fn found_terminator(&mut self, _: &mut ChatContext<'_, '_>) -> io::Result<()> {
+    fn found_terminator(&mut self, _: &mut ChatContext<'_>) -> io::Result<()> {
         let line = String::from_utf8(std::mem::take(&mut self.line)).unwrap();
         self.trace
             .borrow_mut()
             .push(format!("{}:{line}", self.name));
         Ok(())
     }
-    fn handle_eof(&mut self, ctx: &mut ChatContext<'_, '_>) -> io::Result<()> {
+    fn handle_eof(&mut self, ctx: &mut ChatContext<'_>) -> io::Result<()> {
         self.trace.borrow_mut().push(format!("{}:eof", self.name));
         ctx.close_when_done();
         Ok(())

@@ -23,29 +23,29 @@ struct Counting {
 }
 
 impl ChatHandler for Counting {
-    fn collect_incoming_data(&mut self, _: &mut ChatContext<'_, '_>, _: &[u8]) -> io::Result<()> {
+    fn collect_incoming_data(&mut self, _: &mut ChatContext<'_>, _: &[u8]) -> io::Result<()> {
         Ok(())
     }
-    fn found_terminator(&mut self, _: &mut ChatContext<'_, '_>) -> io::Result<()> {
+    fn found_terminator(&mut self, _: &mut ChatContext<'_>) -> io::Result<()> {
         self.lines += 1;
         Ok(())
     }
     fn readable(&self, _: &Channel) -> bool {
         self.gate.get()
     }
-    fn handle_eof(&mut self, ctx: &mut ChatContext<'_, '_>) -> io::Result<()> {
+    fn handle_eof(&mut self, ctx: &mut ChatContext<'_>) -> io::Result<()> {
         ctx.push(format!("{} lines\n", self.lines).as_bytes())?;
         ctx.push(&vec![b'.'; 2_000_000])?;
         ctx.close_when_done();
         Ok(())
     }
-    fn handle_timeout(&mut self, ctx: &mut ChatContext<'_, '_>, which: Timeout) -> io::Result<()> {
+    fn handle_timeout(&mut self, ctx: &mut ChatContext<'_>, which: Timeout) -> io::Result<()> {
         assert_eq!(which, Timeout::Idle);
         ctx.push(b"bye\n")?;
         ctx.close_when_done();
         Ok(())
     }
-    fn handle_drained(&mut self, _: &mut ChatContext<'_, '_>) -> io::Result<()> {
+    fn handle_drained(&mut self, _: &mut ChatContext<'_>) -> io::Result<()> {
         self.drained.set(self.drained.get() + 1);
         Ok(())
     }

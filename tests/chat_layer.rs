@@ -85,7 +85,7 @@ fn connect<H: ChatHandler>(ev: &mut EventLoop, chat: AsyncChat<H>) -> (Token, Pe
 }
 
 /// A configurable handler: collects records and answers each with `respond`.
-type Respond = Box<dyn FnMut(&mut ChatContext<'_, '_>, Vec<u8>) -> io::Result<()>>;
+type Respond = Box<dyn FnMut(&mut ChatContext<'_>, Vec<u8>) -> io::Result<()>>;
 
 struct Records {
     log: Log,
@@ -97,7 +97,7 @@ impl Records {
     fn chat(
         log: &Log,
         terminator: Terminator,
-        respond: impl FnMut(&mut ChatContext<'_, '_>, Vec<u8>) -> io::Result<()> + 'static,
+        respond: impl FnMut(&mut ChatContext<'_>, Vec<u8>) -> io::Result<()> + 'static,
     ) -> AsyncChat<Records> {
         let mut chat = AsyncChat::new(Records {
             log: log.clone(),
@@ -110,30 +110,26 @@ impl Records {
 }
 
 impl ChatHandler for Records {
-    fn collect_incoming_data(
-        &mut self,
-        _: &mut ChatContext<'_, '_>,
-        data: &[u8],
-    ) -> io::Result<()> {
+    fn collect_incoming_data(&mut self, _: &mut ChatContext<'_>, data: &[u8]) -> io::Result<()> {
         self.record.extend_from_slice(data);
         Ok(())
     }
-    fn found_terminator(&mut self, ctx: &mut ChatContext<'_, '_>) -> io::Result<()> {
+    fn found_terminator(&mut self, ctx: &mut ChatContext<'_>) -> io::Result<()> {
         let record = std::mem::take(&mut self.record);
         self.log
             .push(format!("record:{}", String::from_utf8_lossy(&record)));
         (self.respond)(ctx, record)
     }
-    fn handle_connect(&mut self, ctx: &mut ChatContext<'_, '_>) -> io::Result<()> {
+    fn handle_connect(&mut self, ctx: &mut ChatContext<'_>) -> io::Result<()> {
         self.log.push("connect");
         ctx.push(b"hello\n")
     }
-    fn handle_close(&mut self, ctx: &mut ChatContext<'_, '_>) -> io::Result<()> {
+    fn handle_close(&mut self, ctx: &mut ChatContext<'_>) -> io::Result<()> {
         self.log.push("close");
         ctx.close();
         Ok(())
     }
-    fn handle_error(&mut self, _: &mut ChatContext<'_, '_>, err: io::Error) -> io::Result<()> {
+    fn handle_error(&mut self, _: &mut ChatContext<'_>, err: io::Error) -> io::Result<()> {
         self.log.push(format!("error:{:?}", err.kind()));
         Err(err)
     }
@@ -203,7 +199,7 @@ fn count_terminator_across_reads(backend: Backend) {
 fn record_too_long_closes_only_that_channel(backend: Backend) {
     let mut ev = EventLoop::with_backend(backend).unwrap();
     let (log_a, log_b) = (Log::default(), Log::default());
-    let echo = |ctx: &mut ChatContext<'_, '_>, mut record: Vec<u8>| {
+    let echo = |ctx: &mut ChatContext<'_>, mut record: Vec<u8>| {
         record.push(b'\n');
         ctx.push_vec(record)
     };

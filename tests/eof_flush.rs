@@ -34,14 +34,10 @@ impl Dispatcher for ReadmeEcho {
 struct ChatEcho;
 
 impl ChatHandler for ChatEcho {
-    fn collect_incoming_data(
-        &mut self,
-        ctx: &mut ChatContext<'_, '_>,
-        data: &[u8],
-    ) -> io::Result<()> {
+    fn collect_incoming_data(&mut self, ctx: &mut ChatContext<'_>, data: &[u8]) -> io::Result<()> {
         ctx.push(data)
     }
-    fn found_terminator(&mut self, _: &mut ChatContext<'_, '_>) -> io::Result<()> {
+    fn found_terminator(&mut self, _: &mut ChatContext<'_>) -> io::Result<()> {
         Ok(())
     }
 }
@@ -53,10 +49,10 @@ struct Responder {
 }
 
 impl ChatHandler for Responder {
-    fn collect_incoming_data(&mut self, _: &mut ChatContext<'_, '_>, _: &[u8]) -> io::Result<()> {
+    fn collect_incoming_data(&mut self, _: &mut ChatContext<'_>, _: &[u8]) -> io::Result<()> {
         Ok(())
     }
-    fn found_terminator(&mut self, ctx: &mut ChatContext<'_, '_>) -> io::Result<()> {
+    fn found_terminator(&mut self, ctx: &mut ChatContext<'_>) -> io::Result<()> {
         ctx.push_with_producer(SimpleProducer::new(pattern(self.size), 65536)?)?;
         ctx.close_when_done();
         Ok(())
@@ -81,12 +77,12 @@ impl Dispatcher for Server {
     ) -> io::Result<()> {
         let ch = channel;
         match self.0 {
-            Kind::Plain => ctx.add(ch, ReadmeEcho)?,
-            Kind::Chat => ctx.add(ch, AsyncChat::new(ChatEcho))?,
+            Kind::Plain => ctx.handle().add(ch, ReadmeEcho)?,
+            Kind::Chat => ctx.handle().add(ch, AsyncChat::new(ChatEcho))?,
             Kind::Http(size) => {
                 let mut chat = AsyncChat::new(Responder { size });
                 chat.set_terminator(Terminator::Bytes(b"\r\n\r\n".to_vec()))?;
-                ctx.add(ch, chat)?
+                ctx.handle().add(ch, chat)?
             }
         };
         ctx.close(); // one client per test: the loop ends when it is done

@@ -551,7 +551,7 @@ impl Dispatcher for Dialer {
         ctx.recv(&mut buf)?;
         let mut out = Channel::create_socket(Domain::IPV4, Type::STREAM)?;
         out.connect(self.to.clone())?;
-        ctx.add(
+        ctx.handle().add(
             out,
             Echo {
                 log: self.log.clone(),
@@ -999,7 +999,7 @@ fn signal_during_wait(backend: Backend) {
     let fired: Rc<Cell<Option<Instant>>> = Rc::default();
     let f = fired.clone();
     let start = Instant::now();
-    ev.call_later(Duration::from_millis(300), move |_| {
+    ev.call_later(Duration::from_millis(300), move |_, _| {
         f.set(Some(Instant::now()))
     });
     let raiser = thread::spawn(|| {
@@ -1157,7 +1157,7 @@ impl Dispatcher for Spawner {
         for n in 0..MANY {
             let (ch, mut peer) = unix_channel();
             peer.write_all(format!("member {n}").as_bytes())?;
-            ctx.add(
+            ctx.handle().add(
                 ch,
                 Member {
                     n,

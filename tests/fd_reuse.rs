@@ -12,7 +12,7 @@ use std::os::unix::net::UnixStream;
 use std::rc::Rc;
 use std::sync::Mutex;
 
-use sockloop::{Backend, Channel, Context, Dispatcher, EventLoop, Token};
+use sockloop::{Backend, Channel, Context, Dispatcher, EventLoop, LoopHandle, Token};
 use util::{run_until, step, unix_channel, Log};
 
 /// Serialises the tests of this file, so no other thread takes the freed fd number
@@ -75,7 +75,7 @@ impl Dispatcher for Swapper {
             Some(fd),
             "the new channel must reuse the closed fd number"
         );
-        let token = ctx.add(
+        let token = ctx.handle().add(
             ch,
             Fresh {
                 shared: self.shared.clone(),
@@ -327,7 +327,7 @@ struct StaleView {
     closed: bool,
 }
 
-fn stale_view(lp: &mut EventLoop, stale: Token) -> StaleView {
+fn stale_view(lp: &mut LoopHandle, stale: Token) -> StaleView {
     StaleView {
         contains: lp.contains(stale),
         channel: lp.channel(stale).is_some(),
@@ -371,7 +371,7 @@ fn stale_token_in_callbacks_spares_the_slots_new_channel(backend: Backend) {
 
     let seen: Rc<RefCell<Vec<StaleView>>> = Rc::default();
     let s = seen.clone();
-    ev.call_later(std::time::Duration::ZERO, move |lp| {
+    ev.call_later(std::time::Duration::ZERO, move |lp, _| {
         s.borrow_mut().push(stale_view(lp, stale))
     });
     let remote = ev.remote().unwrap();

@@ -461,21 +461,17 @@ fn regression_limit_zero_switch_in_hook_livelock() {
         data: Vec<u8>,
     }
     impl ChatHandler for Resync {
-        fn collect_incoming_data(
-            &mut self,
-            _: &mut ChatContext<'_, '_>,
-            d: &[u8],
-        ) -> io::Result<()> {
+        fn collect_incoming_data(&mut self, _: &mut ChatContext<'_>, d: &[u8]) -> io::Result<()> {
             self.data.extend_from_slice(d);
             Ok(())
         }
-        fn found_terminator(&mut self, _: &mut ChatContext<'_, '_>) -> io::Result<()> {
+        fn found_terminator(&mut self, _: &mut ChatContext<'_>) -> io::Result<()> {
             self.records.push(std::mem::take(&mut self.data));
             Ok(())
         }
         fn handle_record_too_long(
             &mut self,
-            ctx: &mut ChatContext<'_, '_>,
+            ctx: &mut ChatContext<'_>,
             _: io::Error,
         ) -> io::Result<()> {
             self.hooks += 1;

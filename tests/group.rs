@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
-use sockloop::{Backend, Channel, Context, Dispatcher, EventLoop, LoopGroup, SockAddr};
+use sockloop::{Backend, Channel, Context, Dispatcher, LoopGroup, LoopHandle, SockAddr};
 
 /// Accepts into `Echo`, counting accepts per loop.
 struct Server {
@@ -24,7 +24,7 @@ impl Dispatcher for Server {
         _: SockAddr,
     ) -> io::Result<()> {
         self.accepted.fetch_add(1, Ordering::SeqCst);
-        ctx.add(channel, Echo)?;
+        ctx.handle().add(channel, Echo)?;
         Ok(())
     }
 }
@@ -98,7 +98,7 @@ fn serves_on_n_loops_and_stops(backend: Backend, threads: usize) {
     for remote in group.remotes() {
         let tx = tx.clone();
         remote
-            .call(move |_: &mut EventLoop| tx.send(std::thread::current().id()).unwrap())
+            .call(move |_: &mut LoopHandle| tx.send(std::thread::current().id()).unwrap())
             .unwrap();
         remotes += 1;
     }

@@ -67,7 +67,7 @@ impl Dispatcher for ReplyServer {
         channel: Channel,
         _: SockAddr,
     ) -> io::Result<()> {
-        ctx.add(
+        ctx.handle().add(
             channel,
             Replier {
                 log: self.log.clone(),

@@ -7,7 +7,7 @@ mod util;
 use std::io::Write;
 use std::time::Duration;
 
-use sockloop::{Backend, Channel, EventLoop};
+use sockloop::{Backend, Channel, EventLoop, LoopHandle};
 use util::{run_until, Echo, Log};
 
 fn huge_idle_and_connect_timeouts_never_fire(backend: Backend) {
@@ -58,11 +58,11 @@ fn huge_idle_and_connect_timeouts_never_fire(backend: Backend) {
 
 fn huge_timers_never_fire_and_can_be_cancelled(backend: Backend) {
     let mut ev = EventLoop::with_backend(backend).unwrap();
-    let once = ev.call_later(Duration::MAX, |_: &mut EventLoop| panic!("fired"));
-    let every = ev.call_every(Duration::MAX, |_: &mut EventLoop| panic!("fired"));
+    let once = ev.call_later(Duration::MAX, |_: &mut LoopHandle, _| panic!("fired"));
+    let every = ev.call_every(Duration::MAX, |_: &mut LoopHandle, _| panic!("fired"));
     ev.call_at(
         std::time::Instant::now() + Duration::from_secs(3600 * 24 * 365 * 50),
-        |_: &mut EventLoop| panic!("fired"),
+        |_: &mut LoopHandle, _| panic!("fired"),
     );
     ev.set_catch_panics(false);
     ev.poll_once(Some(Duration::from_millis(1))).unwrap();

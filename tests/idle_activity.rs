@@ -10,7 +10,7 @@ use std::io;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use sockloop::{Backend, Context, Dispatcher, EventLoop, Timeout};
+use sockloop::{Backend, Context, Dispatcher, EventLoop, LoopHandle, Timeout};
 use util::run_until;
 
 const IDLE: Duration = Duration::from_millis(150);
@@ -48,7 +48,7 @@ fn output_pushed_from_elsewhere_is_activity(backend: Backend) {
     let ticker = {
         let last_push = last_push.clone();
         let pushes = pushes.clone();
-        ev.call_every(Duration::from_millis(30), move |lp: &mut EventLoop| {
+        ev.call_every(Duration::from_millis(30), move |lp: &mut LoopHandle, _| {
             if let Some(ch) = lp.channel_mut(token) {
                 ch.push(b"news\n").unwrap();
                 last_push.set(Instant::now());

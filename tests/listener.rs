@@ -47,7 +47,7 @@ impl Dispatcher for Eager {
             State::Connected,
             "an accepted socket is connected"
         );
-        ctx.add(
+        ctx.handle().add(
             ch,
             Echo {
                 log: self.log.clone(),

@@ -116,7 +116,7 @@ impl Dispatcher for Server {
         _: SockAddr,
     ) -> io::Result<()> {
         let ch = channel;
-        ctx.add(
+        ctx.handle().add(
             ch,
             Receiver {
                 got: self.got.clone(),

@@ -47,7 +47,7 @@ impl Dispatcher for EchoServer {
         channel: Channel,
         _: SockAddr,
     ) -> io::Result<()> {
-        ctx.add(channel, Echo)?;
+        ctx.handle().add(channel, Echo)?;
         Ok(())
     }
 }

@@ -68,7 +68,7 @@ fn call_sets_a_timer(backend: Backend) {
         let mut ev = EventLoop::with_backend(backend).unwrap();
         let remote = ev.remote().unwrap();
         // Keeps `run` alive until the call arrives.
-        let keep = ev.call_later(Duration::from_secs(60), |_| {});
+        let keep = ev.call_later(Duration::from_secs(60), |_, _| {});
         let fired = Arc::new(AtomicBool::new(false));
         let f = fired.clone();
         thread::spawn(move || {
@@ -76,7 +76,7 @@ fn call_sets_a_timer(backend: Backend) {
                 .call(move |lp| {
                     lp.cancel(keep);
                     let f = f.clone();
-                    lp.call_later(Duration::from_millis(5), move |_| {
+                    lp.call_later(Duration::from_millis(5), move |_, _| {
                         f.store(true, Ordering::SeqCst)
                     });
                 })

@@ -9,7 +9,7 @@ use std::io::{self, Write};
 use std::rc::Rc;
 use std::time::Duration;
 
-use sockloop::{signal, Backend, Channel, Context, Dispatcher, EventLoop, Token};
+use sockloop::{signal, Backend, Channel, Context, Dispatcher, EventLoop, LoopHandle, Token};
 use util::within;
 
 #[derive(Clone, Copy, Debug)]
@@ -60,7 +60,7 @@ impl Dispatcher for Closer {
     }
 }
 
-fn close_from_loop(lp: &mut EventLoop, target: Token, how: How) {
+fn close_from_loop(lp: &mut LoopHandle, target: Token, how: How) {
     match how {
         How::CloseWhenDone => lp.channel_mut(target).unwrap().close_when_done(),
         How::RequestClose => lp.channel_mut(target).unwrap().request_close(),
@@ -89,7 +89,7 @@ fn returns(backend: Backend, from: From, how: How) -> usize {
             let mut _keep = None;
             match from {
                 From::Timer => {
-                    ev.call_later(Duration::from_millis(5), move |lp: &mut EventLoop| {
+                    ev.call_later(Duration::from_millis(5), move |lp: &mut LoopHandle, _| {
                         close_from_loop(lp, target, how)
                     });
                 }
@@ -97,19 +97,19 @@ fn returns(backend: Backend, from: From, how: How) -> usize {
                     let remote = ev.remote().unwrap();
                     std::thread::spawn(move || {
                         remote
-                            .call(move |lp: &mut EventLoop| close_from_loop(lp, target, how))
+                            .call(move |lp: &mut LoopHandle| close_from_loop(lp, target, how))
                             .unwrap();
                     });
                 }
                 From::Signal => {
                     let once = Cell::new(false);
-                    ev.add_signal_handler(signal::SIGUSR2, move |lp: &mut EventLoop, _| {
+                    ev.add_signal_handler(signal::SIGUSR2, move |lp: &mut LoopHandle, _| {
                         if !once.replace(true) {
                             close_from_loop(lp, target, how);
                         }
                     })
                     .unwrap();
-                    ev.call_later(Duration::from_millis(5), |_: &mut EventLoop| {
+                    ev.call_later(Duration::from_millis(5), |_: &mut LoopHandle, _| {
                         rustix::process::kill_process(
                             rustix::process::getpid(),
                             rustix::process::Signal::USR2,

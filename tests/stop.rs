@@ -34,8 +34,8 @@ impl Dispatcher for Sticky {
     fn handle_read(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
         self.shared.calls.set(self.shared.calls.get() + 1);
         match self.shared.armed.take() {
-            Some(Armed::Now) => ctx.stop_now(),
-            Some(Armed::Graceful) => ctx.stop(),
+            Some(Armed::Now) => ctx.handle().stop_now(),
+            Some(Armed::Graceful) => ctx.handle().stop(),
             _ => {}
         }
         Ok(())
@@ -133,14 +133,14 @@ impl Dispatcher for Relay {
             let (a, mut b) = Channel::pair()?;
             b.push(b"go")?;
             b.close_when_done();
-            ctx.add(
+            ctx.handle().add(
                 a,
                 Relay {
                     left: self.left - 1,
                     hops: self.hops.clone(),
                 },
             )?;
-            ctx.add(b, Sender)?;
+            ctx.handle().add(b, Sender)?;
         }
         ctx.close();
         Ok(())
@@ -181,9 +181,9 @@ struct StopOnClose {
 impl Dispatcher for StopOnClose {
     fn handle_close(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
         if self.now {
-            ctx.stop_now();
+            ctx.handle().stop_now();
         } else {
-            ctx.stop();
+            ctx.handle().stop();
         }
         ctx.close();
         Ok(())

@@ -8,7 +8,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use sockloop::chat::AsyncChat;
-use sockloop::{Channel, Context, Dispatcher, EventLoop, Timeout};
+use sockloop::{Channel, Context, Dispatcher, EventLoop, LoopHandle, Timeout};
 
 use super::{Client, Config, Listener, Room, Shared};
 
@@ -53,7 +53,7 @@ impl Dispatcher for Conn {
             let me = ctx.token();
             let wake = self.room().borrow_mut().drained(me, after, Instant::now());
             for t in wake {
-                ctx.touch(t);
+                ctx.handle().touch(t);
             }
         }
         self.chat.handler_mut().pump(ctx)
@@ -128,7 +128,7 @@ pub fn listen_room(
     if let Some(shortest) = shortest {
         let period = (shortest / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
         let room = room.clone();
-        event_loop.call_every(period, move |lp: &mut EventLoop| {
+        event_loop.call_every(period, move |lp: &mut LoopHandle, _| {
             let overdue = room.borrow().overdue(Instant::now(), |t| {
                 lp.channel(t).map_or(0, Channel::pending_output)
             });

@@ -45,7 +45,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use sockloop::chat::{AsyncChat, ChatContext, ChatHandler, Terminator};
-use sockloop::{Channel, Context, Dispatcher, EventLoop, SockAddr, Token};
+use sockloop::{Channel, Context, Dispatcher, LoopHandle, SockAddr, Token};
 
 #[path = "conn.rs"]
 mod conn;
@@ -237,7 +237,7 @@ impl Dispatcher for Listener {
         chat.set_terminator(Terminator::Bytes(b"\n".to_vec()))?;
         // One more byte for the `\r` that may end a line.
         chat.set_max_record(Some(config.max_line.saturating_add(1)));
-        let token = ctx.add(ch, Conn { chat })?;
+        let token = ctx.handle().add(ch, Conn { chat })?;
         let now = Instant::now();
         self.room.borrow_mut().members.push(Seat {
             token,
@@ -269,11 +269,7 @@ pub struct Client {
 }
 
 impl ChatHandler for Client {
-    fn collect_incoming_data(
-        &mut self,
-        _: &mut ChatContext<'_, '_>,
-        data: &[u8],
-    ) -> io::Result<()> {
+    fn collect_incoming_data(&mut self, _: &mut ChatContext<'_>, data: &[u8]) -> io::Result<()> {
         // Grow by doubling, but never past the longest line: a line at the limit holds
         // max_line + 1 bytes, not twice that.
         let max = self.room.borrow().config.max_line.saturating_add(1);
@@ -286,7 +282,7 @@ impl ChatHandler for Client {
         Ok(())
     }
 
-    fn found_terminator(&mut self, _: &mut ChatContext<'_, '_>) -> io::Result<()> {
+    fn found_terminator(&mut self, _: &mut ChatContext<'_>) -> io::Result<()> {
         let line = std::mem::take(&mut self.line);
         if !self.closing {
             self.backlog.push_back(Item::Line(line));
@@ -294,11 +290,7 @@ impl ChatHandler for Client {
         Ok(())
     }
 
-    fn handle_record_too_long(
-        &mut self,
-        _: &mut ChatContext<'_, '_>,
-        _: io::Error,
-    ) -> io::Result<()> {
+    fn handle_record_too_long(&mut self, _: &mut ChatContext<'_>, _: io::Error) -> io::Result<()> {
         self.line = Vec::new();
         if !self.closing {
             self.backlog.push_back(Item::TooLong);
@@ -306,13 +298,11 @@ impl ChatHandler for Client {
         Ok(())
     }
 
-    fn handle_close(&mut self, ctx: &mut ChatContext<'_, '_>) -> io::Result<()> {
-        if let Some(lp) = ctx.context() {
-            let me = lp.token();
-            let wake = self.room.borrow_mut().leave(me);
-            for t in wake {
-                lp.touch(t);
-            }
+    fn handle_close(&mut self, ctx: &mut ChatContext<'_>) -> io::Result<()> {
+        let me = ctx.token();
+        let wake = self.room.borrow_mut().leave(me);
+        for t in wake {
+            ctx.handle().touch(t);
         }
         ctx.close();
         Ok(())
@@ -396,11 +386,12 @@ impl Client {
             self.who_wait = true;
             let me = ctx.token();
             let wait = Duration::from_secs_f64(-self.who_credit / rate);
-            ctx.call_later(wait, move |lp: &mut EventLoop| {
-                if let Some(conn) = lp.dispatcher_mut::<Conn>(me) {
-                    conn.chat.handler_mut().who_wait = false; // re-asks its predicates
-                }
-            });
+            ctx.handle()
+                .call_later(wait, move |lp: &mut LoopHandle, _| {
+                    if let Some(conn) = lp.dispatcher_mut::<Conn>(me) {
+                        conn.chat.handler_mut().who_wait = false; // re-asks its predicates
+                    }
+                });
             return Ok(false);
         }
         let reply = {

@@ -6,12 +6,12 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 
 use sockloop::chat::AsyncChat;
-use sockloop::{Channel, Context, Dispatcher, EventLoop, SockAddr, Timeout, Token};
+use sockloop::{Channel, Context, Dispatcher, EventLoop, LoopHandle, SockAddr, Timeout, Token};
 
 use super::{Config, Maildir, Session, Storage, Writer};
 
 /// On the loop thread: hands each result to its session (if it is still connected).
-fn completed(ev: &mut EventLoop, done: Vec<(Token, u64, io::Result<String>)>) {
+fn completed(ev: &mut LoopHandle, done: Vec<(Token, u64, io::Result<String>)>) {
     for (token, seq, result) in done {
         let Some(conn) = ev.dispatcher_mut::<Conn>(token) else {
             if let Ok(name) = &result {
@@ -103,7 +103,7 @@ impl Dispatcher for Listener {
         ch.set_idle_timeout(self.config.idle_timeout);
         let chat = Session::chat_with(self.config.clone(), self.storage.clone())?;
         ch.push(&chat.handler().greeting())?;
-        ctx.add(ch, Conn { chat })?;
+        ctx.handle().add(ch, Conn { chat })?;
         Ok(())
     }
 }

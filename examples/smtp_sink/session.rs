@@ -246,7 +246,7 @@ impl Session {
     }
 
     /// Sends `answer` now, or after the messages still being stored.
-    fn send(&mut self, ctx: &mut ChatContext<'_, '_>, answer: Reply) -> io::Result<()> {
+    fn send(&mut self, ctx: &mut ChatContext<'_>, answer: Reply) -> io::Result<()> {
         if self.deferred.is_empty() {
             ctx.push_vec(answer)
         } else {
@@ -286,7 +286,7 @@ impl Session {
         (out, self.eof)
     }
 
-    fn command(&mut self, ctx: &mut ChatContext<'_, '_>, line: &[u8]) -> io::Result<()> {
+    fn command(&mut self, ctx: &mut ChatContext<'_>, line: &[u8]) -> io::Result<()> {
         if line.iter().any(|&b| b == b'\r' || b == b'\n') {
             return self.send(ctx, reply("500 Error: bare CR or LF in command"));
         }
@@ -453,7 +453,7 @@ impl Session {
         }
     }
 
-    fn end_of_data(&mut self, ctx: &mut ChatContext<'_, '_>) -> io::Result<()> {
+    fn end_of_data(&mut self, ctx: &mut ChatContext<'_>) -> io::Result<()> {
         self.phase = Phase::Command;
         ctx.set_max_record(Some(MAX_COMMAND_LINE - 2));
         // A bare CR or LF first: the verdict must not depend on where the reads split.
@@ -481,7 +481,7 @@ impl Session {
                 let result = result.unwrap_or_else(|| Err(io::Error::other("no result")));
                 self.send(ctx, stored_reply(result))
             }
-            (Storage::Writer(writer), Some(token)) => {
+            (Storage::Writer(writer), token) => {
                 let (seq, size) = (self.next_seq, message.size());
                 self.next_seq += 1;
                 match writer.submit(Job {
@@ -497,10 +497,6 @@ impl Session {
                     Err(e) => self.send(ctx, stored_reply(Err(e))),
                 }
             }
-            (Storage::Writer(_), None) => self.send(
-                ctx,
-                stored_reply(Err(io::Error::other("a writer needs a loop channel"))),
-            ),
         }
     }
 }
@@ -508,7 +504,7 @@ impl Session {
 impl ChatHandler for Session {
     fn collect_incoming_data(
         &mut self,
-        _: &mut ChatContext<'_, '_>,
+        _: &mut ChatContext<'_>,
         mut data: &[u8],
     ) -> io::Result<()> {
         if self.quit {
@@ -539,7 +535,7 @@ impl ChatHandler for Session {
         Ok(())
     }
 
-    fn found_terminator(&mut self, ctx: &mut ChatContext<'_, '_>) -> io::Result<()> {
+    fn found_terminator(&mut self, ctx: &mut ChatContext<'_>) -> io::Result<()> {
         if self.quit {
             return Ok(());
         }
@@ -560,7 +556,7 @@ impl ChatHandler for Session {
     /// A command line over 512 bytes: `500`, and the rest of the line is skipped.
     fn handle_record_too_long(
         &mut self,
-        ctx: &mut ChatContext<'_, '_>,
+        ctx: &mut ChatContext<'_>,
         _: io::Error,
     ) -> io::Result<()> {
         self.line = Vec::new();

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 
-use sockloop::{EventLoop, Remote, Token};
+use sockloop::{LoopHandle, Remote, Token};
 
 use super::maildir::{Maildir, Message};
 
@@ -13,7 +13,7 @@ use super::maildir::{Maildir, Message};
 const BATCH: usize = 256;
 
 /// Runs on the loop thread with a batch's results: `(channel, sequence number, result)`.
-pub type Done = fn(&mut EventLoop, Vec<(Token, u64, io::Result<String>)>);
+pub type Done = fn(&mut LoopHandle, Vec<(Token, u64, io::Result<String>)>);
 
 /// Where sessions deliver their messages.
 #[derive(Debug)]

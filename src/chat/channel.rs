@@ -5,7 +5,8 @@ use std::fmt;
 use std::io;
 
 use crate::channel::Channel;
-use crate::chat::handler::{ChatContext, ChatHandler, Io, Staged};
+use crate::chat::handler::{ChatContext, ChatHandler, Staged};
+use crate::chat::transport::Transport;
 use crate::chat::{Piece, Scanner, Terminator};
 use crate::context::Context;
 use crate::dispatcher::Dispatcher;
@@ -122,11 +123,11 @@ thread_local! {
 /// struct EchoLines(Vec<u8>);
 ///
 /// impl ChatHandler for EchoLines {
-///     fn collect_incoming_data(&mut self, _: &mut ChatContext<'_, '_>, data: &[u8]) -> io::Result<()> {
+///     fn collect_incoming_data(&mut self, _: &mut ChatContext<'_>, data: &[u8]) -> io::Result<()> {
 ///         self.0.extend_from_slice(data);
 ///         Ok(())
 ///     }
-///     fn found_terminator(&mut self, ctx: &mut ChatContext<'_, '_>) -> io::Result<()> {
+///     fn found_terminator(&mut self, ctx: &mut ChatContext<'_>) -> io::Result<()> {
 ///         let mut line = std::mem::take(&mut self.0);
 ///         line.extend_from_slice(b"\r\n");
 ///         ctx.push_vec(line)
@@ -140,7 +141,7 @@ thread_local! {
 ///         let mut chat = AsyncChat::new(EchoLines::default());
 ///         chat.set_terminator(Terminator::Bytes(b"\r\n".to_vec()))?;
 ///         chat.set_max_record(Some(1024));
-///         ctx.add(channel, chat)?;
+///         ctx.handle().add(channel, chat)?;
 ///         Ok(())
 ///     }
 /// }
@@ -173,7 +174,7 @@ pub struct AsyncChat<H> {
     backlog: bool,
 }
 
-impl<H: ChatHandler> AsyncChat<H> {
+impl<H> AsyncChat<H> {
     /// asynchat's `ac_in_buffer_size`: the most one read event receives.
     pub const DEFAULT_IN_BUFFER_SIZE: usize = 65536;
 
@@ -194,8 +195,8 @@ impl<H: ChatHandler> AsyncChat<H> {
     ///
     /// struct Sink;
     /// impl ChatHandler for Sink {
-    ///     fn collect_incoming_data(&mut self, _: &mut ChatContext<'_, '_>, _: &[u8]) -> io::Result<()> { Ok(()) }
-    ///     fn found_terminator(&mut self, _: &mut ChatContext<'_, '_>) -> io::Result<()> { Ok(()) }
+    ///     fn collect_incoming_data(&mut self, _: &mut ChatContext<'_>, _: &[u8]) -> io::Result<()> { Ok(()) }
+    ///     fn found_terminator(&mut self, _: &mut ChatContext<'_>) -> io::Result<()> { Ok(()) }
     /// }
     ///
     /// let chat = AsyncChat::new(Sink);
@@ -265,15 +266,15 @@ impl<H: ChatHandler> AsyncChat<H> {
     ///
     /// struct Lines(Vec<Vec<u8>>, Vec<u8>);
     /// impl ChatHandler for Lines {
-    ///     fn collect_incoming_data(&mut self, _: &mut ChatContext<'_, '_>, d: &[u8]) -> io::Result<()> {
+    ///     fn collect_incoming_data(&mut self, _: &mut ChatContext<'_>, d: &[u8]) -> io::Result<()> {
     ///         self.1.extend_from_slice(d);
     ///         Ok(())
     ///     }
-    ///     fn found_terminator(&mut self, _: &mut ChatContext<'_, '_>) -> io::Result<()> {
+    ///     fn found_terminator(&mut self, _: &mut ChatContext<'_>) -> io::Result<()> {
     ///         self.0.push(std::mem::take(&mut self.1));
     ///         Ok(())
     ///     }
-    ///     fn handle_record_too_long(&mut self, ctx: &mut ChatContext<'_, '_>, _: io::Error) -> io::Result<()> {
+    ///     fn handle_record_too_long(&mut self, ctx: &mut ChatContext<'_>, _: io::Error) -> io::Result<()> {
     ///         self.1.clear();
     ///         ctx.push(b"too long\n") // and skip to the next line
     ///     }
@@ -338,8 +339,8 @@ impl<H: ChatHandler> AsyncChat<H> {
     ///
     /// struct Sink;
     /// impl ChatHandler for Sink {
-    ///     fn collect_incoming_data(&mut self, _: &mut ChatContext<'_, '_>, _: &[u8]) -> io::Result<()> { Ok(()) }
-    ///     fn found_terminator(&mut self, _: &mut ChatContext<'_, '_>) -> io::Result<()> { Ok(()) }
+    ///     fn collect_incoming_data(&mut self, _: &mut ChatContext<'_>, _: &[u8]) -> io::Result<()> { Ok(()) }
+    ///     fn found_terminator(&mut self, _: &mut ChatContext<'_>) -> io::Result<()> { Ok(()) }
     /// }
     ///
     /// let mut chat = AsyncChat::new(Sink);
@@ -371,8 +372,8 @@ impl<H: ChatHandler> AsyncChat<H> {
     /// # use sockloop::chat::{AsyncChat, ChatContext, ChatHandler};
     /// # struct Sink;
     /// # impl ChatHandler for Sink {
-    /// #     fn collect_incoming_data(&mut self, _: &mut ChatContext<'_, '_>, _: &[u8]) -> io::Result<()> { Ok(()) }
-    /// #     fn found_terminator(&mut self, _: &mut ChatContext<'_, '_>) -> io::Result<()> { Ok(()) }
+    /// #     fn collect_incoming_data(&mut self, _: &mut ChatContext<'_>, _: &[u8]) -> io::Result<()> { Ok(()) }
+    /// #     fn found_terminator(&mut self, _: &mut ChatContext<'_>) -> io::Result<()> { Ok(()) }
     /// # }
     /// let mut chat = AsyncChat::new(Sink);
     /// chat.set_watermarks(Some((1024, 8192)))?;
@@ -411,11 +412,14 @@ impl<H: ChatHandler> AsyncChat<H> {
     }
 
     /// Runs one handler hook with a [`ChatContext`], then applies what it staged.
-    pub(crate) fn call<R>(
+    pub(crate) fn call<S: 'static, R>(
         &mut self,
-        io: Io<'_, '_>,
-        hook: impl FnOnce(&mut H, &mut ChatContext<'_, '_>) -> io::Result<R>,
-    ) -> io::Result<R> {
+        io: &mut dyn Transport<S>,
+        hook: impl FnOnce(&mut H, &mut ChatContext<'_, S>) -> io::Result<R>,
+    ) -> io::Result<R>
+    where
+        H: ChatHandler<S>,
+    {
         let mut ctx = ChatContext {
             io,
             terminator: self.scanner.terminator(),
@@ -448,7 +452,14 @@ impl<H: ChatHandler> AsyncChat<H> {
 
     /// Makes the callbacks for the input buffered in the scanner, until it is used up or
     /// the channel stops taking input.
-    pub(crate) fn deliver(&mut self, io: &mut Io<'_, '_>, budget: usize) -> io::Result<()> {
+    pub(crate) fn deliver<S: 'static>(
+        &mut self,
+        io: &mut dyn Transport<S>,
+        budget: usize,
+    ) -> io::Result<()>
+    where
+        H: ChatHandler<S>,
+    {
         self.backlog = false;
         let mut records = 0;
         loop {
@@ -486,7 +497,7 @@ impl<H: ChatHandler> AsyncChat<H> {
                         continue;
                     }
                     self.stalled = true;
-                    self.call(io.reborrow(), |h, ctx| h.handle_record_too_long(ctx, err))?;
+                    self.call(&mut *io, |h, ctx| h.handle_record_too_long(ctx, err))?;
                     continue;
                 }
             };
@@ -498,7 +509,7 @@ impl<H: ChatHandler> AsyncChat<H> {
                 continue;
             }
             let mut ctx = ChatContext {
-                io: io.reborrow(),
+                io: &mut *io,
                 terminator: &terminator,
                 max_record: self.max_record,
                 staged: &mut self.staged,
@@ -516,7 +527,7 @@ impl<H: ChatHandler> AsyncChat<H> {
     }
 }
 
-impl<H: ChatHandler> Dispatcher for AsyncChat<H> {
+impl<S: 'static, H: ChatHandler<S>> Dispatcher<S> for AsyncChat<H> {
     /// False while the output queue is over the high-water mark, until it drains to the
     /// low-water mark.
     fn readable(&self, channel: &Channel) -> bool {
@@ -529,24 +540,24 @@ impl<H: ChatHandler> Dispatcher for AsyncChat<H> {
         self.backlog || self.handler.writable(channel)
     }
 
-    fn handle_expt(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
-        self.call(Io::Loop(ctx), |h, ctx| h.handle_expt(ctx))
+    fn handle_expt(&mut self, ctx: &mut Context<'_, S>) -> io::Result<()> {
+        self.call(ctx, |h, ctx| h.handle_expt(ctx))
     }
 
-    fn handle_timeout(&mut self, ctx: &mut Context<'_>, which: Timeout) -> io::Result<()> {
-        self.call(Io::Loop(ctx), |h, ctx| h.handle_timeout(ctx, which))
+    fn handle_timeout(&mut self, ctx: &mut Context<'_, S>, which: Timeout) -> io::Result<()> {
+        self.call(ctx, |h, ctx| h.handle_timeout(ctx, which))
     }
 
-    fn handle_drained(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
-        self.call(Io::Loop(ctx), |h, ctx| h.handle_drained(ctx))
+    fn handle_drained(&mut self, ctx: &mut Context<'_, S>) -> io::Result<()> {
+        self.call(ctx, |h, ctx| h.handle_drained(ctx))
     }
 
-    fn handle_connect(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
-        self.call(Io::Loop(ctx), |h, ctx| h.handle_connect(ctx))
+    fn handle_connect(&mut self, ctx: &mut Context<'_, S>) -> io::Result<()> {
+        self.call(ctx, |h, ctx| h.handle_connect(ctx))
     }
 
     /// One `recv` of up to `in_buffer_size` bytes, then the callbacks for it.
-    fn handle_read(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+    fn handle_read(&mut self, ctx: &mut Context<'_, S>) -> io::Result<()> {
         let size = self.in_buffer_size;
         let n = RECV_BUF.with_borrow_mut(|buf| {
             if buf.len() < size {
@@ -561,7 +572,7 @@ impl<H: ChatHandler> Dispatcher for AsyncChat<H> {
         if n == 0 {
             return Ok(()); // nothing yet, or end of file (then `handle_eof`)
         }
-        let delivered = self.deliver(&mut Io::Loop(ctx), self.record_budget);
+        let delivered = self.deliver(ctx, self.record_budget);
         self.scanner.release_idle_memory();
         delivered
     }
@@ -569,15 +580,15 @@ impl<H: ChatHandler> Dispatcher for AsyncChat<H> {
     /// Sends queued output until the socket would block; then, if delivery stopped (at
     /// the high-water mark or the record budget) with input still buffered and the
     /// output is below the low mark, delivers the next budget of it.
-    fn handle_write(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+    fn handle_write(&mut self, ctx: &mut Context<'_, S>) -> io::Result<()> {
         ctx.flush()?;
         if self.scanner.buffered() > 0 && !self.pause_for(ctx.pending_output()) {
-            self.deliver(&mut Io::Loop(ctx), self.record_budget)?;
+            self.deliver(ctx, self.record_budget)?;
             self.scanner.release_idle_memory();
         }
         if self.eof_waiting && !self.paused.get() && !self.backlog {
             self.eof_waiting = false;
-            return self.call(Io::Loop(ctx), |h, ctx| h.handle_eof(ctx));
+            return self.call(ctx, |h, ctx| h.handle_eof(ctx));
         }
         Ok(())
     }
@@ -585,20 +596,20 @@ impl<H: ChatHandler> Dispatcher for AsyncChat<H> {
     /// The handler's [`handle_eof`](ChatHandler::handle_eof), after the records already
     /// received: if delivery is paused at the high-water mark, it runs once they are
     /// delivered, so a request followed by end of file is still answered.
-    fn handle_eof(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+    fn handle_eof(&mut self, ctx: &mut Context<'_, S>) -> io::Result<()> {
         if self.scanner.buffered() > 0 && (self.paused.get() || self.backlog) {
             self.eof_waiting = true;
             return Ok(());
         }
-        self.call(Io::Loop(ctx), |h, ctx| h.handle_eof(ctx))
+        self.call(ctx, |h, ctx| h.handle_eof(ctx))
     }
 
-    fn handle_close(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
-        self.call(Io::Loop(ctx), |h, ctx| h.handle_close(ctx))
+    fn handle_close(&mut self, ctx: &mut Context<'_, S>) -> io::Result<()> {
+        self.call(ctx, |h, ctx| h.handle_close(ctx))
     }
 
-    fn handle_error(&mut self, ctx: &mut Context<'_>, err: io::Error) -> io::Result<()> {
-        self.call(Io::Loop(ctx), |h, ctx| h.handle_error(ctx, err))
+    fn handle_error(&mut self, ctx: &mut Context<'_, S>, err: io::Error) -> io::Result<()> {
+        self.call(ctx, |h, ctx| h.handle_error(ctx, err))
     }
 }
 

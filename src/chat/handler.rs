@@ -4,9 +4,9 @@
 use std::io;
 
 use crate::channel::Channel;
-use crate::chat::script::ScriptPeer;
+use crate::chat::transport::Transport;
 use crate::chat::Terminator;
-use crate::context::Context;
+use crate::handle::LoopHandle;
 use crate::producer::Producer;
 use crate::timer::Timeout;
 use crate::token::Token;
@@ -39,11 +39,11 @@ use crate::token::Token;
 /// }
 ///
 /// impl ChatHandler for Lengths {
-///     fn collect_incoming_data(&mut self, _: &mut ChatContext<'_, '_>, data: &[u8]) -> io::Result<()> {
+///     fn collect_incoming_data(&mut self, _: &mut ChatContext<'_>, data: &[u8]) -> io::Result<()> {
 ///         self.line.extend_from_slice(data);
 ///         Ok(())
 ///     }
-///     fn found_terminator(&mut self, ctx: &mut ChatContext<'_, '_>) -> io::Result<()> {
+///     fn found_terminator(&mut self, ctx: &mut ChatContext<'_>) -> io::Result<()> {
 ///         let n = std::mem::take(&mut self.line).len();
 ///         ctx.push(format!("{n}\n").as_bytes())
 ///     }
@@ -57,7 +57,7 @@ use crate::token::Token;
 /// assert_eq!(script.take_output(), b"5\n5\n0\n");
 /// # std::io::Result::Ok(())
 /// ```
-pub trait ChatHandler: 'static {
+pub trait ChatHandler<S: 'static = ()>: 'static {
     /// Bytes of the current record arrived (asynchat's `collect_incoming_data`). Never
     /// called with an empty slice; a record may come in several calls.
     ///
@@ -68,7 +68,7 @@ pub trait ChatHandler: 'static {
     /// [`handle_close`](ChatHandler::handle_close) for a disconnect).
     fn collect_incoming_data(
         &mut self,
-        ctx: &mut ChatContext<'_, '_>,
+        ctx: &mut ChatContext<'_, S>,
         data: &[u8],
     ) -> io::Result<()>;
 
@@ -78,7 +78,7 @@ pub trait ChatHandler: 'static {
     /// # Errors
     ///
     /// As [`collect_incoming_data`](ChatHandler::collect_incoming_data).
-    fn found_terminator(&mut self, ctx: &mut ChatContext<'_, '_>) -> io::Result<()>;
+    fn found_terminator(&mut self, ctx: &mut ChatContext<'_, S>) -> io::Result<()>;
 
     /// An outgoing connect completed (asyncore's `handle_connect`). Default: nothing.
     /// Accepted channels get no such call: whoever accepts them can push a greeting
@@ -87,7 +87,7 @@ pub trait ChatHandler: 'static {
     /// # Errors
     ///
     /// Routed like any hook error.
-    fn handle_connect(&mut self, ctx: &mut ChatContext<'_, '_>) -> io::Result<()> {
+    fn handle_connect(&mut self, ctx: &mut ChatContext<'_, S>) -> io::Result<()> {
         let _ = ctx;
         Ok(())
     }
@@ -117,7 +117,7 @@ pub trait ChatHandler: 'static {
     /// Routed like any hook error.
     fn handle_record_too_long(
         &mut self,
-        ctx: &mut ChatContext<'_, '_>,
+        ctx: &mut ChatContext<'_, S>,
         err: io::Error,
     ) -> io::Result<()> {
         let _ = ctx;
@@ -145,7 +145,7 @@ pub trait ChatHandler: 'static {
     /// # Errors
     ///
     /// Routed like any hook error.
-    fn handle_expt(&mut self, ctx: &mut ChatContext<'_, '_>) -> io::Result<()> {
+    fn handle_expt(&mut self, ctx: &mut ChatContext<'_, S>) -> io::Result<()> {
         let _ = ctx;
         Ok(())
     }
@@ -158,7 +158,7 @@ pub trait ChatHandler: 'static {
     /// # Errors
     ///
     /// Routed like any hook error.
-    fn handle_timeout(&mut self, ctx: &mut ChatContext<'_, '_>, which: Timeout) -> io::Result<()> {
+    fn handle_timeout(&mut self, ctx: &mut ChatContext<'_, S>, which: Timeout) -> io::Result<()> {
         let _ = which;
         ctx.request_close();
         Ok(())
@@ -171,7 +171,7 @@ pub trait ChatHandler: 'static {
     /// # Errors
     ///
     /// Routed like any hook error.
-    fn handle_drained(&mut self, ctx: &mut ChatContext<'_, '_>) -> io::Result<()> {
+    fn handle_drained(&mut self, ctx: &mut ChatContext<'_, S>) -> io::Result<()> {
         let _ = ctx;
         Ok(())
     }
@@ -186,7 +186,7 @@ pub trait ChatHandler: 'static {
     /// # Errors
     ///
     /// Routed like any hook error.
-    fn handle_eof(&mut self, ctx: &mut ChatContext<'_, '_>) -> io::Result<()> {
+    fn handle_eof(&mut self, ctx: &mut ChatContext<'_, S>) -> io::Result<()> {
         ctx.close_when_done();
         Ok(())
     }
@@ -197,7 +197,7 @@ pub trait ChatHandler: 'static {
     /// # Errors
     ///
     /// Logged; the channel is closed anyway.
-    fn handle_close(&mut self, ctx: &mut ChatContext<'_, '_>) -> io::Result<()> {
+    fn handle_close(&mut self, ctx: &mut ChatContext<'_, S>) -> io::Result<()> {
         ctx.close();
         Ok(())
     }
@@ -210,48 +210,12 @@ pub trait ChatHandler: 'static {
     /// # Errors
     ///
     /// Any error closes the channel.
-    fn handle_error(&mut self, ctx: &mut ChatContext<'_, '_>, err: io::Error) -> io::Result<()> {
+    fn handle_error(&mut self, ctx: &mut ChatContext<'_, S>, err: io::Error) -> io::Result<()> {
         crate::report::error!(
             "uncaptured error, closing channel {} ({err})",
             ctx.describe()
         );
         Err(err)
-    }
-}
-
-/// Where a callback's output goes: a channel in a loop, or a scripted peer.
-pub(crate) enum Io<'c, 'a> {
-    Loop(&'c mut Context<'a>),
-    Script(&'c mut ScriptPeer),
-}
-
-impl<'a> Io<'_, 'a> {
-    pub(crate) fn reborrow(&mut self) -> Io<'_, 'a> {
-        match self {
-            Io::Loop(ctx) => Io::Loop(ctx),
-            Io::Script(peer) => Io::Script(peer),
-        }
-    }
-
-    /// True once input must not be delivered any more: the channel is closed, closing
-    /// (`close_when_done`) or its peer is gone.
-    pub(crate) fn stops_input(&self) -> bool {
-        match self {
-            Io::Loop(ctx) => {
-                ctx.is_closed()
-                    || ctx.is_closing()
-                    || ctx.pending.has(crate::channel::Pending::DISCONNECTED)
-            }
-            Io::Script(peer) => peer.closed || peer.closing,
-        }
-    }
-
-    /// Bytes queued and not yet sent (0 on a scripted transport).
-    pub(crate) fn pending_output(&self) -> usize {
-        match self {
-            Io::Loop(ctx) => ctx.pending_output(),
-            Io::Script(_) => 0,
-        }
     }
 }
 
@@ -267,11 +231,11 @@ pub(crate) struct Staged {
 /// What a [`ChatHandler`] callback receives: asynchat's methods on `self`
 /// (`set_terminator`, `push`, `close_when_done`, ...), and the loop around the channel.
 ///
-/// On a channel in an [`EventLoop`](crate::EventLoop), [`context`](ChatContext::context)
-/// gives the loop's [`Context`] (other channels, adding channels, stopping) and
-/// [`channel`](ChatContext::channel) the channel itself. On a
-/// [`Scripted`](crate::chat::Scripted) transport both are `None`, and output is recorded
-/// instead of sent.
+/// [`handle`](ChatContext::handle) gives the loop's [`LoopHandle`] (other channels,
+/// adding channels, timers, stopping) and [`state_mut`](ChatContext::state_mut) its
+/// shared state. On a [`Scripted`](crate::chat::Scripted) transport they are the
+/// script's own handle and state, and output is recorded instead of sent: the same
+/// handler code runs in both.
 ///
 /// # Examples
 ///
@@ -287,11 +251,11 @@ pub(crate) struct Staged {
 /// }
 ///
 /// impl ChatHandler for Sized {
-///     fn collect_incoming_data(&mut self, _: &mut ChatContext<'_, '_>, data: &[u8]) -> io::Result<()> {
+///     fn collect_incoming_data(&mut self, _: &mut ChatContext<'_>, data: &[u8]) -> io::Result<()> {
 ///         self.buf.extend_from_slice(data);
 ///         Ok(())
 ///     }
-///     fn found_terminator(&mut self, ctx: &mut ChatContext<'_, '_>) -> io::Result<()> {
+///     fn found_terminator(&mut self, ctx: &mut ChatContext<'_>) -> io::Result<()> {
 ///         let record = std::mem::take(&mut self.buf);
 ///         if let Terminator::Count(_) = ctx.get_terminator() {
 ///             ctx.push(b"got ")?;
@@ -311,15 +275,15 @@ pub(crate) struct Staged {
 /// assert_eq!(script.take_output(), b"got abcgot xy");
 /// # std::io::Result::Ok(())
 /// ```
-pub struct ChatContext<'c, 'a> {
-    pub(crate) io: Io<'c, 'a>,
+pub struct ChatContext<'c, S = ()> {
+    pub(crate) io: &'c mut dyn Transport<S>,
     /// The scanner's terminator, as it is during this callback.
     pub(crate) terminator: &'c Terminator,
     pub(crate) max_record: Option<usize>,
     pub(crate) staged: &'c mut Staged,
 }
 
-impl<'a> ChatContext<'_, 'a> {
+impl<S: 'static> ChatContext<'_, S> {
     /// Sets the terminator (asynchat's `set_terminator`). It applies to the input after the
     /// current callback, including the rest of what was already received; the record
     /// length counted for the record limit restarts.
@@ -370,10 +334,7 @@ impl<'a> ChatContext<'_, 'a> {
     /// (a **fix**: asynchat dropped such data silently); [`io::ErrorKind::NotConnected`]
     /// once closed; send errors other than would-block and disconnects.
     pub fn push(&mut self, data: &[u8]) -> io::Result<()> {
-        match &mut self.io {
-            Io::Loop(ctx) => ctx.push(data),
-            Io::Script(peer) => peer.write(data),
-        }
+        self.io.push(data)
     }
 
     /// Like [`push`](ChatContext::push), taking ownership of the buffer (no copy).
@@ -382,10 +343,7 @@ impl<'a> ChatContext<'_, 'a> {
     ///
     /// As [`push`](ChatContext::push).
     pub fn push_vec(&mut self, data: Vec<u8>) -> io::Result<()> {
-        match &mut self.io {
-            Io::Loop(ctx) => ctx.push_vec(data),
-            Io::Script(peer) => peer.write(&data),
-        }
+        self.io.push_vec(data)
     }
 
     /// Queues a producer (asynchat's `push_with_producer`): what it produces is sent after
@@ -398,54 +356,36 @@ impl<'a> ChatContext<'_, 'a> {
     ///
     /// As [`push`](ChatContext::push), and the producer's error if it fails at once.
     pub fn push_with_producer(&mut self, producer: impl Producer + 'static) -> io::Result<()> {
-        match &mut self.io {
-            Io::Loop(ctx) => ctx.push_with_producer(producer),
-            Io::Script(peer) => peer.write_producer(producer),
-        }
+        self.io.push_producer(Box::new(producer))
     }
 
     /// Closes the channel once everything queued so far is sent (asynchat's
     /// `close_when_done`); [`ChatHandler::handle_close`] runs then. From now on, input is
     /// read and dropped (not delivered), and pushes are errors.
     pub fn close_when_done(&mut self) {
-        match &mut self.io {
-            Io::Loop(ctx) => ctx.close_when_done(),
-            Io::Script(peer) => peer.close_when_done(),
-        }
+        self.io.close_when_done();
     }
 
     /// Asks for [`ChatHandler::handle_close`] (once) when this callback returns, then the
     /// close, dropping what is queued (see [`Channel::request_close`]).
     pub fn request_close(&mut self) {
-        match &mut self.io {
-            Io::Loop(ctx) => ctx.request_close(),
-            Io::Script(peer) => peer.request_close(),
-        }
+        self.io.request_close();
     }
 
     /// True after [`close_when_done`](ChatContext::close_when_done).
     pub fn is_closing(&self) -> bool {
-        match &self.io {
-            Io::Loop(ctx) => ctx.is_closing(),
-            Io::Script(peer) => peer.closing,
-        }
+        self.io.is_closing()
     }
 
     /// Closes the channel now: nothing more is sent or delivered, and
     /// [`ChatHandler::handle_close`] is not called. Idempotent.
     pub fn close(&mut self) {
-        match &mut self.io {
-            Io::Loop(ctx) => ctx.close(),
-            Io::Script(peer) => peer.closed = true,
-        }
+        self.io.close();
     }
 
     /// True once the channel is closed.
     pub fn is_closed(&self) -> bool {
-        match &self.io {
-            Io::Loop(ctx) => ctx.is_closed(),
-            Io::Script(peer) => peer.closed,
-        }
+        self.io.is_closed()
     }
 
     /// Drops buffered input (including a partial terminator) and all queued output
@@ -453,53 +393,52 @@ impl<'a> ChatContext<'_, 'a> {
     /// so the rest of what was received is dropped too. Returns the output bytes dropped.
     pub fn discard_buffers(&mut self) -> usize {
         self.staged.discard_input = true;
-        match &mut self.io {
-            Io::Loop(ctx) => ctx.discard_output(),
-            Io::Script(_) => 0,
-        }
+        self.io.discard_output()
     }
 
     /// Bytes queued and not yet sent (always 0 on a scripted transport, which takes
     /// everything at once).
     pub fn pending_output(&self) -> usize {
-        match &self.io {
-            Io::Loop(ctx) => ctx.pending_output(),
-            Io::Script(_) => 0,
-        }
+        self.io.pending_output()
     }
 
-    /// The loop's [`Context`] for this channel: other channels, adding and closing
-    /// channels, stopping the loop. `None` on a [`Scripted`](crate::chat::Scripted)
-    /// transport.
-    pub fn context(&mut self) -> Option<&mut Context<'a>> {
-        match &mut self.io {
-            Io::Loop(ctx) => Some(ctx),
-            Io::Script(_) => None,
-        }
+    /// The loop around the channel: other channels (this one is not in the map while its
+    /// callback runs), adding and closing channels, timers, stopping. On a
+    /// [`Scripted`](crate::chat::Scripted) transport, the script's own handle (no
+    /// channels; its timers can be inspected and run from the test).
+    pub fn handle(&mut self) -> &mut LoopHandle<S> {
+        self.io.handle()
     }
 
-    /// The channel (addresses, state, output queue settings). `None` on a
-    /// [`Scripted`](crate::chat::Scripted) transport.
-    pub fn channel(&self) -> Option<&Channel> {
-        match &self.io {
-            Io::Loop(ctx) => Some(ctx),
-            Io::Script(_) => None,
-        }
+    /// The loop's shared state (on a scripted transport, the script's).
+    pub fn state(&self) -> &S {
+        self.io.handle_ref().state()
     }
 
-    /// The channel's token in its loop. `None` on a [`Scripted`](crate::chat::Scripted)
-    /// transport.
-    pub fn token(&self) -> Option<Token> {
-        match &self.io {
-            Io::Loop(ctx) => Some(ctx.token()),
-            Io::Script(_) => None,
-        }
+    /// The loop's shared state, to change it.
+    pub fn state_mut(&mut self) -> &mut S {
+        self.io.handle().state_mut()
+    }
+
+    /// The channel's token in its loop (on a scripted transport, a token that names no
+    /// channel).
+    pub fn token(&self) -> Token {
+        self.io.token()
     }
 
     pub(crate) fn describe(&self) -> String {
-        match &self.io {
-            Io::Loop(ctx) => ctx.to_string(),
-            Io::Script(_) => "<scripted chat>".to_string(),
-        }
+        self.io.describe()
+    }
+}
+
+impl<S> std::fmt::Debug for ChatContext<'_, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChatContext")
+            .field("channel", &self.io.describe())
+            .field(
+                "terminator",
+                self.staged.terminator.as_ref().unwrap_or(self.terminator),
+            )
+            .finish_non_exhaustive()
     }
 }

@@ -30,6 +30,7 @@ mod channel;
 mod handler;
 mod script;
 mod terminator;
+mod transport;
 
 pub use channel::AsyncChat;
 pub use handler::{ChatContext, ChatHandler};

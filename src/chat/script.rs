@@ -3,14 +3,19 @@
 use std::fmt;
 use std::io;
 
-use crate::channel::is_disconnect;
 use crate::chat::channel::AsyncChat;
-use crate::chat::handler::{ChatHandler, Io};
+use crate::chat::handler::ChatHandler;
+use crate::chat::transport::Transport;
+use crate::handle::LoopHandle;
 use crate::producer::Producer;
+use crate::route::ErrorRoute;
+use crate::sys::{Backend, Selector};
+use crate::token::Token;
 
-/// The far end of a scripted transport: what the handler sent, and whether it closed.
-#[derive(Default)]
-pub(crate) struct ScriptPeer {
+/// The far end of a scripted transport: what the handler sent, whether it closed, and the
+/// loop handle (with the state) its callbacks see.
+struct ScriptPeer<S> {
+    handle: LoopHandle<S>,
     out: Vec<u8>,
     pub(crate) closing: bool,
     /// `request_close` was called: `handle_close` after the callback.
@@ -20,7 +25,13 @@ pub(crate) struct ScriptPeer {
     reported: bool,
 }
 
-impl ScriptPeer {
+/// The token a scripted channel reports: it names no channel in the script's handle.
+const SCRIPT_TOKEN: Token = Token {
+    index: u32::MAX,
+    generation: 0,
+};
+
+impl<S: 'static> ScriptPeer<S> {
     fn check_open(&self) -> io::Result<()> {
         if self.closed {
             Err(io::Error::new(
@@ -38,13 +49,13 @@ impl ScriptPeer {
         }
     }
 
-    pub(crate) fn write(&mut self, data: &[u8]) -> io::Result<()> {
+    fn write(&mut self, data: &[u8]) -> io::Result<()> {
         self.check_open()?;
         self.out.extend_from_slice(data);
         Ok(())
     }
 
-    pub(crate) fn write_producer(&mut self, mut producer: impl Producer) -> io::Result<()> {
+    fn write_producer(&mut self, producer: &mut dyn Producer) -> io::Result<()> {
         self.check_open()?;
         let mut buf = [0u8; 4096];
         loop {
@@ -60,17 +71,57 @@ impl ScriptPeer {
             }
         }
     }
+}
 
-    pub(crate) fn close_when_done(&mut self) {
+impl<S: 'static> Transport<S> for ScriptPeer<S> {
+    fn push(&mut self, data: &[u8]) -> io::Result<()> {
+        self.write(data)
+    }
+    fn push_vec(&mut self, data: Vec<u8>) -> io::Result<()> {
+        self.write(&data)
+    }
+    fn push_producer(&mut self, mut producer: Box<dyn Producer>) -> io::Result<()> {
+        self.write_producer(&mut *producer)
+    }
+    fn close_when_done(&mut self) {
         if !self.closed {
             self.closing = true;
         }
     }
-
-    pub(crate) fn request_close(&mut self) {
+    fn request_close(&mut self) {
         if !self.closed {
             self.close_requested = true;
         }
+    }
+    fn is_closing(&self) -> bool {
+        self.closing
+    }
+    fn close(&mut self) {
+        self.closed = true;
+    }
+    fn is_closed(&self) -> bool {
+        self.closed
+    }
+    fn discard_output(&mut self) -> usize {
+        0 // output is taken at once: nothing is ever queued
+    }
+    fn pending_output(&self) -> usize {
+        0
+    }
+    fn stops_input(&self) -> bool {
+        self.closed || self.closing
+    }
+    fn token(&self) -> Token {
+        SCRIPT_TOKEN
+    }
+    fn handle(&mut self) -> &mut LoopHandle<S> {
+        &mut self.handle
+    }
+    fn handle_ref(&self) -> &LoopHandle<S> {
+        &self.handle
+    }
+    fn describe(&self) -> String {
+        "<scripted chat>".to_string()
     }
 }
 
@@ -87,8 +138,10 @@ impl ScriptPeer {
 /// `handle_close`. A drained [`close_when_done`](crate::chat::ChatContext::close_when_done)
 /// runs `handle_close` after the callback, as on a real channel.
 ///
-/// [`ChatContext::context`](crate::chat::ChatContext::context) and
-/// [`ChatContext::channel`](crate::chat::ChatContext::channel) are `None` here.
+/// The handler's [`ChatContext::handle`](crate::chat::ChatContext::handle) is the
+/// script's own [`LoopHandle`], holding the state given to
+/// [`with_state`](Scripted::with_state) (no channels; timers set there wait until the
+/// test runs them with [`run_timers`](Scripted::run_timers)).
 ///
 /// # Examples
 ///
@@ -101,11 +154,11 @@ impl ScriptPeer {
 /// struct Ping(Vec<u8>);
 ///
 /// impl ChatHandler for Ping {
-///     fn collect_incoming_data(&mut self, _: &mut ChatContext<'_, '_>, data: &[u8]) -> io::Result<()> {
+///     fn collect_incoming_data(&mut self, _: &mut ChatContext<'_>, data: &[u8]) -> io::Result<()> {
 ///         self.0.extend_from_slice(data);
 ///         Ok(())
 ///     }
-///     fn found_terminator(&mut self, ctx: &mut ChatContext<'_, '_>) -> io::Result<()> {
+///     fn found_terminator(&mut self, ctx: &mut ChatContext<'_>) -> io::Result<()> {
 ///         match std::mem::take(&mut self.0).as_slice() {
 ///             b"PING" => ctx.push(b"PONG\r\n"),
 ///             b"QUIT" => {
@@ -127,18 +180,60 @@ impl ScriptPeer {
 /// assert!(script.is_closed());
 /// # std::io::Result::Ok(())
 /// ```
-pub struct Scripted<H: ChatHandler> {
+pub struct Scripted<H, S = ()> {
     chat: AsyncChat<H>,
-    peer: ScriptPeer,
+    peer: ScriptPeer<S>,
 }
 
 impl<H: ChatHandler> Scripted<H> {
-    /// A scripted transport around `chat`, open and connected.
+    /// A scripted transport around `chat`, open and connected, with no state.
     pub fn new(chat: AsyncChat<H>) -> Scripted<H> {
+        Scripted::with_state(chat, ())
+    }
+}
+
+impl<S: 'static, H: ChatHandler<S>> Scripted<H, S> {
+    /// A scripted transport around `chat` whose callbacks see `state` as the loop's
+    /// state.
+    pub fn with_state(chat: AsyncChat<H>, state: S) -> Scripted<H, S> {
         Scripted {
             chat,
-            peer: ScriptPeer::default(),
+            peer: ScriptPeer {
+                // select(2) allocates nothing until it waits, and this handle never
+                // waits: it only holds the state and the timers the handler sets.
+                handle: LoopHandle::new(
+                    Selector::new(Backend::Select).expect("select needs no setup"),
+                    state,
+                ),
+                out: Vec::new(),
+                closing: false,
+                close_requested: false,
+                closed: false,
+                reported: false,
+            },
         }
+    }
+
+    /// The handle the handler's callbacks see (its state, its timers).
+    pub fn handle(&mut self) -> &mut LoopHandle<S> {
+        &mut self.peer.handle
+    }
+
+    /// The state the handler's callbacks see.
+    pub fn state(&self) -> &S {
+        self.peer.handle.state()
+    }
+
+    /// The state, mutably.
+    pub fn state_mut(&mut self) -> &mut S {
+        self.peer.handle.state_mut()
+    }
+
+    /// Runs the timers the handler set that are due at `now` (pass a later instant to
+    /// run them early: time in a script is the test's). Returns how many ran.
+    pub fn run_timers(&mut self, now: std::time::Instant) -> usize {
+        self.peer.handle.stop = None;
+        self.peer.handle.run_timers(now)
     }
 
     /// Runs [`handle_connect`](ChatHandler::handle_connect), as after an outgoing connect.
@@ -150,7 +245,7 @@ impl<H: ChatHandler> Scripted<H> {
         self.check_open()?;
         let result = self
             .chat
-            .call(Io::Script(&mut self.peer), |h, ctx| h.handle_connect(ctx));
+            .call(&mut self.peer, |h, ctx| h.handle_connect(ctx));
         self.route(result);
         Ok(())
     }
@@ -173,9 +268,7 @@ impl<H: ChatHandler> Scripted<H> {
             }
             self.chat.scanner.feed(read);
             // No loop to come back: everything is delivered at once.
-            let result = self
-                .chat
-                .deliver(&mut Io::Script(&mut self.peer), usize::MAX);
+            let result = self.chat.deliver(&mut self.peer, usize::MAX);
             self.route(result);
         }
         Ok(())
@@ -190,9 +283,7 @@ impl<H: ChatHandler> Scripted<H> {
         if self.peer.closed {
             return;
         }
-        let result = self
-            .chat
-            .call(Io::Script(&mut self.peer), |h, ctx| h.handle_eof(ctx));
+        let result = self.chat.call(&mut self.peer, |h, ctx| h.handle_eof(ctx));
         self.route(result);
     }
 
@@ -255,17 +346,19 @@ impl<H: ChatHandler> Scripted<H> {
     fn route(&mut self, result: io::Result<()>) {
         match result {
             Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) if self.peer.closed => drop(e),
-            Err(e) if is_disconnect(&e) => self.close_event(),
-            Err(e) => {
-                let handled = self
-                    .chat
-                    .call(Io::Script(&mut self.peer), |h, ctx| h.handle_error(ctx, e));
-                if handled.is_err() {
-                    self.close_event();
+            Err(_) if self.peer.closed => {}
+            Err(e) => match ErrorRoute::of(&e) {
+                ErrorRoute::Ignore => {}
+                ErrorRoute::Close => self.close_event(),
+                ErrorRoute::HandleError => {
+                    let handled = self
+                        .chat
+                        .call(&mut self.peer, |h, ctx| h.handle_error(ctx, e));
+                    if handled.is_err() {
+                        self.close_event();
+                    }
                 }
-            }
+            },
         }
         // Output is taken at once, so a close_when_done is reached as soon as it is made.
         if (self.peer.closing || self.peer.close_requested) && !self.peer.closed {
@@ -276,9 +369,7 @@ impl<H: ChatHandler> Scripted<H> {
     fn close_event(&mut self) {
         if !self.peer.closed && !self.peer.reported {
             self.peer.reported = true;
-            let result = self
-                .chat
-                .call(Io::Script(&mut self.peer), |h, ctx| h.handle_close(ctx));
+            let result = self.chat.call(&mut self.peer, |h, ctx| h.handle_close(ctx));
             if let Err(e) = result {
                 crate::report::error!("handle_close failed on a scripted chat ({e})");
             }
@@ -287,7 +378,7 @@ impl<H: ChatHandler> Scripted<H> {
     }
 }
 
-impl<H: ChatHandler> fmt::Debug for Scripted<H> {
+impl<H, S> fmt::Debug for Scripted<H, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Scripted")
             .field("chat", &self.chat)
@@ -314,7 +405,7 @@ mod tests {
         Connect,
     }
 
-    type Action = Box<dyn FnMut(&mut ChatContext<'_, '_>, &Ev, usize) -> io::Result<()>>;
+    type Action = Box<dyn FnMut(&mut ChatContext<'_>, &Ev, usize) -> io::Result<()>>;
 
     /// Records callbacks; `action` runs on each with the number of terminators so far.
     struct Rec {
@@ -325,7 +416,7 @@ mod tests {
     }
 
     impl Rec {
-        fn on(&mut self, ctx: &mut ChatContext<'_, '_>, ev: Ev) -> io::Result<()> {
+        fn on(&mut self, ctx: &mut ChatContext<'_>, ev: Ev) -> io::Result<()> {
             self.events.push(ev.clone());
             (self.action)(ctx, &ev, self.terms)
         }
@@ -334,23 +425,23 @@ mod tests {
     impl ChatHandler for Rec {
         fn collect_incoming_data(
             &mut self,
-            ctx: &mut ChatContext<'_, '_>,
+            ctx: &mut ChatContext<'_>,
             data: &[u8],
         ) -> io::Result<()> {
             assert!(!data.is_empty());
             self.on(ctx, Ev::Data(data.to_vec()))
         }
-        fn found_terminator(&mut self, ctx: &mut ChatContext<'_, '_>) -> io::Result<()> {
+        fn found_terminator(&mut self, ctx: &mut ChatContext<'_>) -> io::Result<()> {
             let r = self.on(ctx, Ev::Term);
             self.terms += 1;
             r
         }
-        fn handle_connect(&mut self, ctx: &mut ChatContext<'_, '_>) -> io::Result<()> {
+        fn handle_connect(&mut self, ctx: &mut ChatContext<'_>) -> io::Result<()> {
             self.on(ctx, Ev::Connect)
         }
         fn handle_record_too_long(
             &mut self,
-            ctx: &mut ChatContext<'_, '_>,
+            ctx: &mut ChatContext<'_>,
             err: io::Error,
         ) -> io::Result<()> {
             assert_eq!(err.kind(), io::ErrorKind::InvalidData);
@@ -361,12 +452,12 @@ mod tests {
                 Err(err)
             }
         }
-        fn handle_close(&mut self, ctx: &mut ChatContext<'_, '_>) -> io::Result<()> {
+        fn handle_close(&mut self, ctx: &mut ChatContext<'_>) -> io::Result<()> {
             self.events.push(Ev::Close);
             ctx.close();
             Ok(())
         }
-        fn handle_error(&mut self, _: &mut ChatContext<'_, '_>, err: io::Error) -> io::Result<()> {
+        fn handle_error(&mut self, _: &mut ChatContext<'_>, err: io::Error) -> io::Result<()> {
             self.events.push(Ev::Error(err.kind()));
             Err(err)
         }
@@ -390,7 +481,7 @@ mod tests {
 
     fn script(
         t: Terminator,
-        action: impl FnMut(&mut ChatContext<'_, '_>, &Ev, usize) -> io::Result<()> + 'static,
+        action: impl FnMut(&mut ChatContext<'_>, &Ev, usize) -> io::Result<()> + 'static,
     ) -> Scripted<Rec> {
         let mut chat = AsyncChat::new(Rec {
             events: Vec::new(),
@@ -406,7 +497,7 @@ mod tests {
         Terminator::Bytes(t.to_vec())
     }
 
-    fn nothing(_: &mut ChatContext<'_, '_>, _: &Ev, _: usize) -> io::Result<()> {
+    fn nothing(_: &mut ChatContext<'_>, _: &Ev, _: usize) -> io::Result<()> {
         Ok(())
     }
 
@@ -710,9 +801,9 @@ mod tests {
     fn producers_and_connect() {
         let mut s = script(Terminator::None, |ctx, ev, _| {
             if *ev == Ev::Connect {
-                assert!(
-                    ctx.context().is_none() && ctx.channel().is_none() && ctx.token().is_none()
-                );
+                // The script's own handle: no channels, not even this one.
+                let token = ctx.token();
+                assert!(ctx.handle().is_empty() && ctx.handle().channel(token).is_none());
                 ctx.push_with_producer(SimpleProducer::new("hello ", 2)?)?;
                 ctx.push_vec(b"world".to_vec())?;
                 assert_eq!(ctx.pending_output(), 0);
@@ -735,19 +826,15 @@ mod tests {
         impl ChatHandler for Forgiving {
             fn collect_incoming_data(
                 &mut self,
-                _: &mut ChatContext<'_, '_>,
+                _: &mut ChatContext<'_>,
                 _: &[u8],
             ) -> io::Result<()> {
                 Err(io::Error::other("bad input"))
             }
-            fn found_terminator(&mut self, _: &mut ChatContext<'_, '_>) -> io::Result<()> {
+            fn found_terminator(&mut self, _: &mut ChatContext<'_>) -> io::Result<()> {
                 Ok(())
             }
-            fn handle_error(
-                &mut self,
-                _: &mut ChatContext<'_, '_>,
-                _: io::Error,
-            ) -> io::Result<()> {
+            fn handle_error(&mut self, _: &mut ChatContext<'_>, _: io::Error) -> io::Result<()> {
                 self.0 += 1;
                 Ok(())
             }

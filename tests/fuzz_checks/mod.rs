@@ -346,7 +346,7 @@ impl Probe {
     }
 
     /// Applies rule `terms % len`; returns (terminator switched, close asked).
-    fn apply_rule(&mut self, ctx: &mut ChatContext<'_, '_>) -> (bool, bool) {
+    fn apply_rule(&mut self, ctx: &mut ChatContext<'_>) -> (bool, bool) {
         if self.rules.is_empty() {
             return (false, false);
         }
@@ -380,11 +380,7 @@ impl Probe {
 }
 
 impl ChatHandler for Probe {
-    fn collect_incoming_data(
-        &mut self,
-        ctx: &mut ChatContext<'_, '_>,
-        data: &[u8],
-    ) -> io::Result<()> {
+    fn collect_incoming_data(&mut self, ctx: &mut ChatContext<'_>, data: &[u8]) -> io::Result<()> {
         // During counted data get_terminator still includes it (as asynchat's).
         let after = match ctx.get_terminator() {
             &Terminator::Count(n) if n > 0 => {
@@ -399,7 +395,7 @@ impl ChatHandler for Probe {
         Ok(())
     }
 
-    fn found_terminator(&mut self, ctx: &mut ChatContext<'_, '_>) -> io::Result<()> {
+    fn found_terminator(&mut self, ctx: &mut ChatContext<'_>) -> io::Result<()> {
         let found = ctx.get_terminator().clone();
         ctx.push(format!("T{}\n", self.terms).as_bytes())?;
         let (_, close) = self.apply_rule(ctx);
@@ -418,7 +414,7 @@ impl ChatHandler for Probe {
 
     fn handle_record_too_long(
         &mut self,
-        ctx: &mut ChatContext<'_, '_>,
+        ctx: &mut ChatContext<'_>,
         err: io::Error,
     ) -> io::Result<()> {
         let terminator = ctx.get_terminator().clone();
@@ -449,13 +445,13 @@ impl ChatHandler for Probe {
         }
     }
 
-    fn handle_close(&mut self, ctx: &mut ChatContext<'_, '_>) -> io::Result<()> {
+    fn handle_close(&mut self, ctx: &mut ChatContext<'_>) -> io::Result<()> {
         self.record(ChatEv::Close);
         ctx.close();
         Ok(())
     }
 
-    fn handle_error(&mut self, _: &mut ChatContext<'_, '_>, err: io::Error) -> io::Result<()> {
+    fn handle_error(&mut self, _: &mut ChatContext<'_>, err: io::Error) -> io::Result<()> {
         self.record(ChatEv::Error(err.kind()));
         Err(err)
     }

@@ -119,7 +119,7 @@ impl Dispatcher for EchoServer {
     ) -> io::Result<()> {
         self.log.push("server:accepted");
         let ch = channel;
-        ctx.add(
+        ctx.handle().add(
             ch,
             Echo {
                 log: self.log.clone(),
