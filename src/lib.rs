@@ -213,3 +213,8 @@ pub use socket2::{Domain, SockAddr, Socket, Type};
 pub use sys::Backend;
 pub use timer::{Timeout, TimerId};
 pub use token::Token;
+
+/// The README's code blocks, compiled (and run, unless marked `no_run`) as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
