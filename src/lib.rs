@@ -44,8 +44,8 @@
 //!
 //! | asyncore / asynchat | sockloop |
 //! |---|---|
-//! | `socket_map` | the map owned by [`EventLoop`] |
-//! | `loop(timeout, use_poll, map, count)` | [`EventLoop::run`]`(timeout, count)` + [`Backend`] |
+//! | `socket_map` | the map owned by [`EventLoop`], reached by every callback as a [`LoopHandle`] |
+//! | `loop(timeout, use_poll, map, count)` | [`EventLoop::run`]`(max_wait, count)` + [`Backend`]; [`EventLoop::run_until`] for a deadline |
 //! | `poll()` / `poll2()` | [`EventLoop::poll_once`] on [`Backend::Select`] / [`Backend::Poll`] |
 //! | `dispatcher` | the [`Dispatcher`] trait + the [`Channel`] it is registered with |
 //! | `dispatcher_with_send` | the channel's output queue: [`Channel::push`] |
@@ -54,6 +54,7 @@
 //! | `close_all()` | [`LoopHandle::close_all`] |
 //! | `async_chat`, `simple_producer` | the [`chat`] layer, [`SimpleProducer`] |
 //! | `self.recv()`, `self.send()` in a hook | `ctx.recv()`, `ctx.send()` ([`Context`] derefs to [`Channel`]) |
+//! | module globals shared by dispatchers | the loop's state: [`EventLoop::with_state`], [`Context::state_mut`] |
 //! | `dispatcher.accepting` / `connecting` / `connected` | [`Channel::state`] |
 //!
 //! # Iteration order
@@ -139,9 +140,14 @@
 //!
 //! What asyncore's users (smtpd, Medusa, supervisor, pyftpdlib) built themselves:
 //!
+//! * **One loop handle with loop-owned state**: hooks (through [`Context::handle`]),
+//!   timers, signal handlers and [`Remote`] calls all get the same [`LoopHandle`]: channels,
+//!   timers, stopping, and the state `S` of an [`EventLoop<S>`](EventLoop::with_state), with
+//!   no `Rc<RefCell<_>>` and no `Send` bound. A callback cannot run the loop again: the
+//!   handle has no `run`.
 //! * **Timers**: [`LoopHandle::call_later`], [`call_at`](LoopHandle::call_at),
-//!   [`call_every`](LoopHandle::call_every), [`cancel`](LoopHandle::cancel) (also from hooks,
-//!   on [`Context`]). Never early; equal deadlines in the order set; the wait is cut to the
+//!   [`call_every`](LoopHandle::call_every), [`cancel`](LoopHandle::cancel); the callback
+//!   gets the handle and its own [`TimerId`]. Never early; equal deadlines in the order set; the wait is cut to the
 //!   next deadline; pending timers cost nothing per iteration. [`EventLoop::run`] keeps
 //!   going while channels or timers remain.
 //! * **Per-channel timeouts**: [`Channel::set_idle_timeout`] and
