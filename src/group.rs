@@ -44,9 +44,9 @@ use crate::sys::Backend;
 /// group.join()?;
 /// # io::Result::Ok(())
 /// ```
-pub struct LoopGroup {
+pub struct LoopGroup<S: 'static = ()> {
     addr: SocketAddr,
-    workers: Vec<(Remote, JoinHandle<io::Result<()>>)>,
+    workers: Vec<(Remote<S>, JoinHandle<io::Result<()>>)>,
 }
 
 /// The listen backlog of each listener.
@@ -63,21 +63,27 @@ fn reuseport_listener(addr: SocketAddr) -> io::Result<Socket> {
 
 /// A one-shot slot a loop thread fills once its setup is done (a `Mutex` and a `Condvar`:
 /// an mpsc channel would cost the example binary tens of KiB for one message).
-#[derive(Default)]
-struct Ready {
-    slot: Mutex<Option<io::Result<Remote>>>,
+struct Ready<S> {
+    slot: Mutex<Option<io::Result<Remote<S>>>>,
     filled: Condvar,
 }
 
-impl Ready {
-    fn put(&self, result: io::Result<Remote>) {
+impl<S> Ready<S> {
+    fn new() -> Ready<S> {
+        Ready {
+            slot: Mutex::new(None),
+            filled: Condvar::new(),
+        }
+    }
+
+    fn put(&self, result: io::Result<Remote<S>>) {
         *self.slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
         self.filled.notify_one();
     }
 
     /// Waits for the thread's result; an error if the thread ended without one (it
     /// panicked in the factory).
-    fn take(&self, thread: &JoinHandle<io::Result<()>>) -> io::Result<Remote> {
+    fn take(&self, thread: &JoinHandle<io::Result<()>>) -> io::Result<Remote<S>> {
         let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if let Some(result) = slot.take() {
@@ -116,6 +122,30 @@ impl LoopGroup {
         D: Dispatcher,
         F: Fn(usize, &mut EventLoop) -> io::Result<D> + Send + Sync + 'static,
     {
+        LoopGroup::listen_with_state(addr, threads, backend, |_| (), factory)
+    }
+}
+
+impl<S: 'static> LoopGroup<S> {
+    /// As [`listen`](LoopGroup::listen), with a state per loop: `state(index)` runs on
+    /// each loop's thread and makes that loop's state (it need not be `Send`; loops share
+    /// nothing unless the state holds something shared, e.g. an `Arc` of counters).
+    ///
+    /// # Errors
+    ///
+    /// As [`listen`](LoopGroup::listen).
+    pub fn listen_with_state<D, M, F>(
+        addr: SocketAddr,
+        threads: usize,
+        backend: Backend,
+        state: M,
+        factory: F,
+    ) -> io::Result<LoopGroup<S>>
+    where
+        D: Dispatcher<S>,
+        M: Fn(usize) -> S + Send + Sync + 'static,
+        F: Fn(usize, &mut EventLoop<S>) -> io::Result<D> + Send + Sync + 'static,
+    {
         if threads == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -131,7 +161,7 @@ impl LoopGroup {
         for _ in 1..threads {
             listeners.push(reuseport_listener(addr)?);
         }
-        let factory = Arc::new(factory);
+        let factory = Arc::new((state, factory));
         let mut group = LoopGroup {
             addr,
             workers: Vec::with_capacity(threads),
@@ -139,13 +169,15 @@ impl LoopGroup {
         for (index, listener) in listeners.into_iter().enumerate() {
             let factory = Arc::clone(&factory);
             // The loop thread hands back its Remote (or its setup error) through this slot.
-            let ready = Arc::new(Ready::default());
+            let ready = Arc::new(Ready::new());
             let ready_tx = Arc::clone(&ready);
             let thread = std::thread::Builder::new()
                 .name(format!("sockloop-{index}"))
                 .spawn(move || {
-                    let setup = || -> io::Result<EventLoop> {
-                        let mut event_loop = EventLoop::with_backend(backend)?;
+                    let setup = || -> io::Result<EventLoop<S>> {
+                        let (state, factory) = &*factory;
+                        let mut event_loop =
+                            EventLoop::with_backend_and_state(backend, state(index))?;
                         let dispatcher = factory(index, &mut event_loop)?;
                         event_loop.add(Channel::from_socket(listener)?, dispatcher)?;
                         Ok(event_loop)
@@ -189,7 +221,7 @@ impl LoopGroup {
     }
 
     /// Remote handles to each loop, in thread order (to run closures on one of them).
-    pub fn remotes(&self) -> impl Iterator<Item = &Remote> {
+    pub fn remotes(&self) -> impl Iterator<Item = &Remote<S>> {
         self.workers.iter().map(|(remote, _)| remote)
     }
 
@@ -222,7 +254,7 @@ impl LoopGroup {
     }
 }
 
-impl Drop for LoopGroup {
+impl<S: 'static> Drop for LoopGroup<S> {
     /// Stops and joins the loops still running.
     fn drop(&mut self) {
         self.stop();
@@ -232,7 +264,7 @@ impl Drop for LoopGroup {
     }
 }
 
-impl std::fmt::Debug for LoopGroup {
+impl<S: 'static> std::fmt::Debug for LoopGroup<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LoopGroup")
             .field("addr", &self.addr)

@@ -31,8 +31,8 @@ impl Dispatcher for Server {
 
 struct Echo;
 
-impl Dispatcher for Echo {
-    fn handle_read(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+impl<S: 'static> Dispatcher<S> for Echo {
+    fn handle_read(&mut self, ctx: &mut Context<'_, S>) -> io::Result<()> {
         let mut buf = [0u8; 4096];
         let n = ctx.recv(&mut buf)?;
         ctx.push(&buf[..n])
@@ -171,7 +171,61 @@ fn dropping_the_group_stops_it(backend: Backend) {
     }
 }
 
+/// Per-loop state: each loop's state is made on its own thread from its index (an `Rc`,
+/// so it could not have been sent there), its hooks count accepts in it, and a `Remote`
+/// call reads it back.
+struct Counting;
+
+impl Dispatcher<(usize, std::rc::Rc<std::cell::Cell<usize>>)> for Counting {
+    fn handle_accepted(
+        &mut self,
+        ctx: &mut Context<'_, (usize, std::rc::Rc<std::cell::Cell<usize>>)>,
+        channel: Channel,
+        _: SockAddr,
+    ) -> io::Result<()> {
+        let count = &ctx.state().1;
+        count.set(count.get() + 1);
+        ctx.handle().add(channel, Echo)?;
+        Ok(())
+    }
+}
+
+fn per_loop_state(backend: Backend) {
+    let group = LoopGroup::listen_with_state(
+        "127.0.0.1:0".parse().unwrap(),
+        3,
+        backend,
+        |i| (i, std::rc::Rc::new(std::cell::Cell::new(0))),
+        |_, _| Ok(Counting),
+    )
+    .unwrap();
+    let addr = group.local_addr();
+    let clients: Vec<_> = (0..30)
+        .map(|i| echo(addr, format!("{i}").as_bytes()))
+        .collect();
+    let (tx, rx) = mpsc::channel();
+    for remote in group.remotes() {
+        let tx = tx.clone();
+        remote
+            .call(move |lp| {
+                let (index, count) = lp.state();
+                tx.send((*index, count.get())).unwrap();
+            })
+            .unwrap();
+    }
+    let mut seen: Vec<(usize, usize)> = (0..3)
+        .map(|_| rx.recv_timeout(Duration::from_secs(5)).unwrap())
+        .collect();
+    seen.sort_unstable();
+    assert_eq!(seen.iter().map(|s| s.0).collect::<Vec<_>>(), [0, 1, 2]);
+    assert_eq!(seen.iter().map(|s| s.1).sum::<usize>(), 30, "{seen:?}");
+    drop(clients);
+    group.stop();
+    group.join().unwrap();
+}
+
 backend_tests!(
+    per_loop_state,
     one_loop_serves_and_stops,
     five_loops_serve_and_stop,
     zero_threads_is_an_error,
