@@ -587,7 +587,7 @@ impl Channel {
     }
 
     /// Releases the OS handle. Deregistration is the loop's job and happens first.
-    pub(crate) fn release(&mut self) {
+    pub(crate) fn close_fd(&mut self) {
         self.handle = Handle::Closed;
         self.state = State::Closed;
     }

@@ -73,7 +73,7 @@ impl<S: 'static> Context<'_, S> {
     /// closed and no further hook runs on it. Idempotent. `handle_close` is not called.
     pub fn close(&mut self) {
         if !self.channel.is_closed() {
-            self.handle.release(self.channel);
+            self.handle.deregister_and_close(self.channel);
         }
     }
 

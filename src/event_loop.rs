@@ -385,10 +385,7 @@ impl<S: 'static> EventLoop<S> {
                     SIGNAL_KEY => self.signalled = true,
                     key => {
                         let index = key - FIRST_CHANNEL_KEY;
-                        if self
-                            .core
-                            .dispatch(index, |router| router.dispatch(ev.ready))
-                        {
+                        if self.core.route(index, |router| router.dispatch(ev.ready)) {
                             dispatched += 1;
                         }
                     }
@@ -515,7 +512,7 @@ impl<S: 'static> EventLoop<S> {
         let pending = matches!(&self.core.slots[index].state,
             SlotState::Occupied(e) if e.channel.pending.any());
         if pending {
-            self.core.dispatch(index, |router| router.settle());
+            self.core.route(index, |router| router.settle());
         }
         let SlotState::Occupied(entry) = &mut self.core.slots[index].state else {
             return;
@@ -539,9 +536,9 @@ impl<S: 'static> EventLoop<S> {
                 // (`set_catch_panics(false)`) goes on after it.
                 if self.core.catch_panics {
                     crate::route::report_panic("readable()/writable()", &entry.channel, payload);
-                    self.core.dispatch(index, |router| router.close_event());
+                    self.core.route(index, |router| router.close_event());
                 } else {
-                    self.core.dispatch(index, |router| router.close_event());
+                    self.core.route(index, |router| router.close_event());
                     resume_unwind(payload);
                 }
                 return;
@@ -564,7 +561,7 @@ impl<S: 'static> EventLoop<S> {
         match result {
             Ok(()) => entry.channel.registered = want,
             Err(e) => {
-                self.core.dispatch(index, |router| router.error(e));
+                self.core.route(index, |router| router.error(e));
             }
         }
     }

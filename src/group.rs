@@ -63,14 +63,14 @@ fn reuseport_listener(addr: SocketAddr) -> io::Result<Socket> {
 
 /// A one-shot slot a loop thread fills once its setup is done (a `Mutex` and a `Condvar`:
 /// an mpsc channel would cost the example binary tens of KiB for one message).
-struct Ready<S> {
+struct Handoff<S> {
     slot: Mutex<Option<io::Result<Remote<S>>>>,
     filled: Condvar,
 }
 
-impl<S> Ready<S> {
-    fn new() -> Ready<S> {
-        Ready {
+impl<S> Handoff<S> {
+    fn new() -> Handoff<S> {
+        Handoff {
             slot: Mutex::new(None),
             filled: Condvar::new(),
         }
@@ -169,7 +169,7 @@ impl<S: 'static> LoopGroup<S> {
         for (index, listener) in listeners.into_iter().enumerate() {
             let factory = Arc::clone(&factory);
             // The loop thread hands back its Remote (or its setup error) through this slot.
-            let ready = Arc::new(Ready::new());
+            let ready = Arc::new(Handoff::new());
             let ready_tx = Arc::clone(&ready);
             let thread = std::thread::Builder::new()
                 .name(format!("sockloop-{index}"))

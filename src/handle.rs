@@ -354,13 +354,41 @@ impl<S: 'static> LoopHandle<S> {
     /// Closes one channel (without its `handle_close`, as asyncore's `close()`). Returns
     /// false if `token` names no live channel, or the channel whose hook is running (use
     /// [`Context::close`](crate::Context::close) there).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::cell::Cell;
+    /// use std::io;
+    /// use std::rc::Rc;
+    /// use sockloop::{Channel, Context, Dispatcher, EventLoop};
+    ///
+    /// struct Noisy(Rc<Cell<bool>>);
+    /// impl Dispatcher for Noisy {
+    ///     fn handle_close(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+    ///         self.0.set(true);
+    ///         ctx.close();
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let mut event_loop = EventLoop::new()?;
+    /// let called = Rc::new(Cell::new(false));
+    /// let (a, _b) = Channel::pair()?;
+    /// let token = event_loop.add(a, Noisy(called.clone()))?;
+    /// assert!(event_loop.close(token));
+    /// assert!(!event_loop.close(token), "a stale token closes nothing");
+    /// assert!(!called.get(), "close is asyncore's close(): no handle_close");
+    /// assert!(event_loop.is_empty());
+    /// # std::io::Result::Ok(())
+    /// ```
     pub fn close(&mut self, token: Token) -> bool {
         let Some(slot) = self.live_slot(token) else {
             return false;
         };
         match std::mem::replace(&mut slot.state, SlotState::Vacant) {
             SlotState::Occupied(mut entry) => {
-                self.release(&mut entry.channel);
+                self.deregister_and_close(&mut entry.channel);
                 self.free_slot(token.index, Some(entry));
                 true
             }
@@ -716,7 +744,7 @@ impl<S: 'static> LoopHandle<S> {
 
     /// Deregisters and closes a channel's handle (the channel stays where it is), and
     /// cancels its timer.
-    pub(crate) fn release(&mut self, channel: &mut Channel) {
+    pub(crate) fn deregister_and_close(&mut self, channel: &mut Channel) {
         if let (Some(fd), Some(token)) = (channel.fd(), channel.token) {
             if !channel.registered.is_empty() {
                 // A failure here means the fd is already gone from the backend (closed
@@ -733,7 +761,7 @@ impl<S: 'static> LoopHandle<S> {
             self.timers.cancel(id);
         }
         channel.registered = Interest::NONE;
-        channel.release();
+        channel.close_fd();
     }
 
     /// Frees a slot whose channel is closed: the entry is dropped (a panic in the
@@ -797,7 +825,7 @@ impl<S: 'static> LoopHandle<S> {
                 }
                 Action::Channel(token) => {
                     if self.contains(token) {
-                        self.dispatch(token.index as usize, |router| router.deadline(now));
+                        self.route(token.index as usize, |router| router.deadline(now));
                     }
                 }
             }
@@ -829,7 +857,7 @@ impl<S: 'static> LoopHandle<S> {
 
     /// Takes the channel in slot `index` out of the map, runs `f` on it, and puts it back
     /// (or frees the slot if it closed). Returns false if the slot holds no channel.
-    pub(crate) fn dispatch(&mut self, index: usize, f: impl FnOnce(&mut Router<'_, S>)) -> bool {
+    pub(crate) fn route(&mut self, index: usize, f: impl FnOnce(&mut Router<'_, S>)) -> bool {
         let Some(slot) = self.slots.get_mut(index) else {
             return false;
         };
@@ -862,7 +890,7 @@ impl<S: 'static> LoopHandle<S> {
             if catch_unwind(AssertUnwindSafe(|| router.close_event())).is_err() {
                 report::error!("handle_close panicked after a propagating panic");
             }
-            self.release(&mut entry.channel);
+            self.deregister_and_close(&mut entry.channel);
             self.free_slot(index as u32, Some(entry));
             resume_unwind(payload);
         }

@@ -118,7 +118,7 @@ impl<S: 'static> Router<'_, S> {
 
     fn close(&mut self) {
         if self.is_open() {
-            self.core.release(self.channel);
+            self.core.deregister_and_close(self.channel);
         }
     }
 

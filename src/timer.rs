@@ -43,7 +43,7 @@ pub(crate) enum Action<S> {
     Channel(Token),
 }
 
-enum Entry<S> {
+enum TimerState<S> {
     Vacant,
     Pending {
         seq: u64,
@@ -55,9 +55,9 @@ enum Entry<S> {
     },
 }
 
-struct Slot<S> {
+struct TimerSlot<S> {
     generation: u32,
-    entry: Entry<S>,
+    entry: TimerState<S>,
 }
 
 /// A timer that is due, taken out of the set.
@@ -69,7 +69,7 @@ pub(crate) struct Due<S> {
 
 pub(crate) struct Timers<S> {
     heap: BinaryHeap<Reverse<(Instant, u64, u32)>>,
-    slots: Vec<Slot<S>>,
+    slots: Vec<TimerSlot<S>>,
     free: Vec<u32>,
     next_seq: u64,
     live: usize,
@@ -103,9 +103,9 @@ impl<S> Timers<S> {
         let index = match self.free.pop() {
             Some(i) => i,
             None => {
-                self.slots.push(Slot {
+                self.slots.push(TimerSlot {
                     generation: 0,
-                    entry: Entry::Vacant,
+                    entry: TimerState::Vacant,
                 });
                 (self.slots.len() - 1) as u32
             }
@@ -122,7 +122,7 @@ impl<S> Timers<S> {
     fn schedule(&mut self, id: TimerId, deadline: Instant, action: Action<S>) {
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.slots[id.index as usize].entry = Entry::Pending { seq, action };
+        self.slots[id.index as usize].entry = TimerState::Pending { seq, action };
         self.heap.push(Reverse((deadline, seq, id.index)));
     }
 
@@ -136,12 +136,12 @@ impl<S> Timers<S> {
             return false;
         }
         match &mut slot.entry {
-            Entry::Pending { .. } => {
-                self.release(id.index);
+            TimerState::Pending { .. } => {
+                self.free_slot(id.index);
                 self.compact_if_sparse();
                 true
             }
-            Entry::Running { cancelled } if !*cancelled => {
+            TimerState::Running { cancelled } if !*cancelled => {
                 *cancelled = true;
                 true
             }
@@ -149,9 +149,9 @@ impl<S> Timers<S> {
         }
     }
 
-    fn release(&mut self, index: u32) {
+    fn free_slot(&mut self, index: u32) {
         let slot = &mut self.slots[index as usize];
-        slot.entry = Entry::Vacant;
+        slot.entry = TimerState::Vacant;
         slot.generation = slot.generation.wrapping_add(1);
         self.free.push(index);
         self.live -= 1;
@@ -162,7 +162,7 @@ impl<S> Timers<S> {
         if self.heap.len() > 64 && self.heap.len() > 2 * self.live {
             let slots = &self.slots;
             self.heap.retain(|Reverse((_, seq, index))| {
-                matches!(slots[*index as usize].entry, Entry::Pending { seq: s, .. } if s == *seq)
+                matches!(slots[*index as usize].entry, TimerState::Pending { seq: s, .. } if s == *seq)
             });
         }
     }
@@ -176,7 +176,7 @@ impl<S> Timers<S> {
             }
             let (_, seq, index) = top;
             match self.slots[index as usize].entry {
-                Entry::Pending { seq: s, .. } if s == seq => return Some(top),
+                TimerState::Pending { seq: s, .. } if s == seq => return Some(top),
                 _ => {
                     self.heap.pop();
                 }
@@ -209,13 +209,13 @@ impl<S> Timers<S> {
             index,
             generation: slot.generation,
         };
-        let Entry::Pending { action, .. } =
-            std::mem::replace(&mut slot.entry, Entry::Running { cancelled: false })
+        let TimerState::Pending { action, .. } =
+            std::mem::replace(&mut slot.entry, TimerState::Running { cancelled: false })
         else {
             unreachable!("settle_top returned a pending entry")
         };
         if !matches!(action, Action::Every(..)) {
-            self.release(index);
+            self.free_slot(index);
         }
         Some(Due {
             id,
@@ -239,8 +239,8 @@ impl<S> Timers<S> {
         if slot.generation != id.generation {
             return;
         }
-        if matches!(slot.entry, Entry::Running { cancelled: true }) {
-            self.release(id.index);
+        if matches!(slot.entry, TimerState::Running { cancelled: true }) {
+            self.free_slot(id.index);
             return;
         }
         let mut next = deadline_after(deadline, period);

@@ -8,7 +8,7 @@ use rustix::event::{fd_set_insert, fd_set_num_elements, FdSetElement, FdSetIter,
 use super::{is_open, slot_of, Event};
 use crate::interest::{Interest, Ready};
 
-struct Entry {
+struct Watched {
     fd: RawFd,
     key: usize,
     interest: Interest,
@@ -18,7 +18,7 @@ struct Entry {
 /// the highest descriptor (so there is no `FD_SETSIZE` cap on Linux).
 #[derive(Default)]
 pub(crate) struct Selector {
-    entries: Vec<Entry>,
+    entries: Vec<Watched>,
     slots: Vec<u32>,
     read: Vec<FdSetElement>,
     write: Vec<FdSetElement>,
@@ -52,7 +52,7 @@ impl Selector {
             (0, true) => {}
             (0, false) => {
                 *slot = self.entries.len() as u32 + 1;
-                self.entries.push(Entry {
+                self.entries.push(Watched {
                     fd,
                     key,
                     interest: new,
