@@ -175,6 +175,11 @@ pub struct Channel {
     /// A datagram socket: a zero-length read is an empty datagram, not end of file.
     /// Known from creation, so end of file costs no `getsockopt(SO_TYPE)`.
     datagram: bool,
+    /// This channel already sent at once during the current hook or iteration: later
+    /// pushes are gathered in the queue and leave on the write event (see
+    /// [`Channel::push`], "Coalescing"). Cleared by the loop after each hook and before
+    /// each wait.
+    pub(crate) gathering: bool,
 }
 
 /// Returns true for the errors asyncore treats as "the peer is gone" (`_DISCONNECTED`):
@@ -217,6 +222,7 @@ impl Channel {
             label: "channel",
             reading_paused: false,
             datagram: false,
+            gathering: false,
         }
     }
 
@@ -242,8 +248,16 @@ impl Channel {
         // Non-blocking and close-on-exec from socket(2) itself: no fcntl calls.
         let socket = Socket::new(domain, ty.nonblocking(), None)?;
         let mut ch = Channel::with_handle(Handle::Socket(socket), State::Unconnected);
-        ch.datagram = ty == Type::DGRAM;
+        ch.set_type(ty);
         Ok(ch)
+    }
+
+    /// Notes what the socket type means for reads and the output queue.
+    fn set_type(&mut self, ty: Type) {
+        self.datagram = ty == Type::DGRAM;
+        // Each push is one message: never merged with another, never split.
+        self.output
+            .set_keep_boundaries(ty == Type::DGRAM || ty == Type::SEQPACKET);
     }
 
     /// A TCP channel connecting to the first address `addr` resolves to: the channel is
@@ -354,9 +368,9 @@ impl Channel {
             Err(e) => return Err(e),
         };
         socket.set_nonblocking(true)?;
-        let datagram = socket.r#type()? == Type::DGRAM;
+        let ty = socket.r#type()?;
         let mut ch = Channel::with_handle(Handle::Socket(socket), state);
-        ch.datagram = datagram;
+        ch.set_type(ty);
         Ok(ch)
     }
 
@@ -890,6 +904,38 @@ impl Channel {
     /// connect completes the data waits and is sent after it (a **fix**: asyncore could
     /// drop it on `ENOTCONN`). Empty data queues nothing.
     ///
+    /// # Coalescing
+    ///
+    /// For a channel in a loop, the first push of a hook (with nothing queued) is sent at
+    /// once, straight from `data`: no copy, and the usual one reply per event costs one
+    /// `send`. What is pushed after it in the same hook (or, for a channel reached
+    /// through `channel_mut`, in the same iteration) is gathered in the queue, small
+    /// pushes merged, and leaves on the channel's next write event, in order, one `send`
+    /// per [out buffer size](Channel::set_out_buffer_size): a hook that answers 1,000
+    /// small records with 1,000 pushes makes two `send` calls, not 1,000, and a
+    /// broadcast to many channels one or two per channel. Like any queued output it is
+    /// sent by [`handle_write`](crate::Dispatcher::handle_write) (so code that watches
+    /// its queue drain there sees it) and counts in
+    /// [`pending_output`](Channel::pending_output) until then. A channel outside any loop
+    /// sends at every push.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use sockloop::Channel;
+    ///
+    /// let (a, mut peer) = std::os::unix::net::UnixStream::pair()?;
+    /// let mut ch = Channel::from_socket(a)?;
+    /// ch.push(b"hello, ")?;
+    /// ch.push_vec(b"world".to_vec())?;
+    /// let mut got = [0u8; 12];
+    /// peer.read_exact(&mut got)?;
+    /// assert_eq!(&got, b"hello, world");
+    /// assert_eq!(ch.pending_output(), 0);
+    /// # std::io::Result::Ok(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// `InvalidInput` after [`close_when_done`](Channel::close_when_done) (a **fix**:
@@ -903,13 +949,16 @@ impl Channel {
             return self.output.push(data);
         }
         let mut rest = data;
-        if !data.is_empty()
+        if !self.gathering
+            && !data.is_empty()
             && self.output.is_empty()
             && self.state == State::Connected
             && !self.pending.has(Pending::DISCONNECTED)
         {
             // Fast path: nothing queued, so send straight from the caller's buffer and
-            // queue only what the OS did not take.
+            // queue only what the OS did not take. In a loop, later pushes of this
+            // iteration are gathered and leave together (see "Coalescing").
+            self.gathering = self.gathers();
             let sent = self.send(data)?;
             if sent == data.len() {
                 return Ok(());
@@ -917,6 +966,22 @@ impl Channel {
             rest = &data[sent..];
         }
         self.output.push(rest)
+    }
+
+    /// Sends now unless output is being gathered ([`push`](Channel::push)'s
+    /// "Coalescing"); in a loop, what is pushed after this in the same hook is gathered.
+    fn flush_unless_gathering(&mut self) -> io::Result<()> {
+        if self.gathering {
+            return Ok(());
+        }
+        self.gathering = self.gathers();
+        self.flush()
+    }
+
+    /// In a loop, a stream's later pushes are gathered (a message socket's are not:
+    /// each is its own send anyway).
+    fn gathers(&self) -> bool {
+        self.token.is_some() && !self.output.keeps_boundaries()
     }
 
     /// Like [`push`](Channel::push) but takes ownership of the buffer, avoiding a copy of
@@ -930,7 +995,7 @@ impl Channel {
             return Err(closed_error());
         }
         self.output.push_vec(data)?;
-        self.flush()
+        self.flush_unless_gathering()
     }
 
     /// Queues a producer: what it produces is sent in order after what is already queued,
@@ -954,7 +1019,7 @@ impl Channel {
             return Err(closed_error());
         }
         self.output.push_producer(producer)?;
-        self.flush()
+        self.flush_unless_gathering()
     }
 
     /// Closes the channel once everything queued so far is sent (asynchat's
@@ -969,7 +1034,7 @@ impl Channel {
     /// Flushes where the caller cannot return an error: one (a producer's failure, a send
     /// error) stays queued and reaches `handle_error` through the next write event.
     fn flush_or_defer(&mut self) {
-        if let Err(e) = self.flush() {
+        if let Err(e) = self.flush_unless_gathering() {
             self.output.defer_error(e);
         }
     }

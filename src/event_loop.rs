@@ -517,6 +517,9 @@ impl<S: 'static> EventLoop<S> {
         let SlotState::Occupied(entry) = &mut self.core.slots[index].state else {
             return;
         };
+        // Pushes from other callbacks in the iteration gathered after a first send: the
+        // next iteration's first push may go at once again.
+        entry.channel.gathering = false;
         if entry.channel.pending.has(Pending::OUTPUT) {
             // Output sent since the last look (from any hook) is activity.
             entry.channel.pending.clear(Pending::OUTPUT);

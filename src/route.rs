@@ -103,17 +103,22 @@ impl<S: 'static> Router<'_, S> {
             handle: &mut *self.core,
         };
         let dispatcher = &mut *self.dispatcher;
-        if ctx.handle.catch_panics {
+        let result = if ctx.handle.catch_panics {
             match catch_unwind(AssertUnwindSafe(|| hook(dispatcher, &mut ctx))) {
-                Ok(r) => Outcome::Done(r),
+                Ok(r) => r,
                 Err(payload) => {
+                    self.channel.gathering = false;
                     report_panic(name, self.channel, payload);
-                    Outcome::Panicked
+                    return Outcome::Panicked;
                 }
             }
         } else {
-            Outcome::Done(hook(dispatcher, &mut ctx))
-        }
+            hook(dispatcher, &mut ctx)
+        };
+        // What the hook gathered after its first send waits for the write event; the
+        // next hook's first push may go at once again.
+        self.channel.gathering = false;
+        Outcome::Done(result)
     }
 
     fn close(&mut self) {

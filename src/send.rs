@@ -68,6 +68,9 @@ pub(crate) struct OutputQueue {
     low: usize,
     /// Bytes handed to the OS so far, producers' direct sends included.
     written: u64,
+    /// A message socket (datagram, seqpacket): each push is sent whole, in one send,
+    /// never merged with the next.
+    keep_boundaries: bool,
 }
 
 impl Default for OutputQueue {
@@ -80,6 +83,7 @@ impl Default for OutputQueue {
             chunk: DEFAULT_OUT_BUFFER,
             low: 0,
             written: 0,
+            keep_boundaries: false,
         }
     }
 }
@@ -125,6 +129,14 @@ impl OutputQueue {
         self.chunk
     }
 
+    pub(crate) fn set_keep_boundaries(&mut self, keep: bool) {
+        self.keep_boundaries = keep;
+    }
+
+    pub(crate) fn keeps_boundaries(&self) -> bool {
+        self.keep_boundaries
+    }
+
     pub(crate) fn set_chunk(&mut self, chunk: usize) -> io::Result<()> {
         if chunk == 0 {
             return Err(io::Error::new(
@@ -147,7 +159,7 @@ impl OutputQueue {
         }
         self.bytes += data.len();
         if let Some(Item::Data { buf, .. }) = self.items.back_mut() {
-            if buf.len() + data.len() <= self.chunk {
+            if buf.len() + data.len() <= self.chunk && !self.keep_boundaries {
                 buf.extend_from_slice(data);
                 return Ok(());
             }
@@ -161,7 +173,7 @@ impl OutputQueue {
 
     /// Appends an owned buffer without copying it.
     pub(crate) fn push_vec(&mut self, data: Vec<u8>) -> io::Result<()> {
-        if data.len() < self.chunk / 4 {
+        if data.is_empty() || (data.len() < self.chunk / 4 && !self.keep_boundaries) {
             return self.push(&data);
         }
         if self.sealed {
@@ -298,7 +310,11 @@ impl OutputQueue {
                     }
                 }
                 Some(Item::Data { buf, sent }) => {
-                    let end = buf.len().min(*sent + chunk);
+                    let end = if self.keep_boundaries {
+                        buf.len()
+                    } else {
+                        buf.len().min(*sent + chunk)
+                    };
                     match write(&buf[*sent..end]) {
                         Ok(0) => return Ok(Flushed::Blocked),
                         Ok(n) => {

@@ -2,7 +2,8 @@
 //! a push whose first send is partial keeps the unsent tail, in order; an empty push
 //! sends nothing (not even a zero-length datagram) and leaves nothing queued;
 //! `close_when_done` behind a queue that the socket cannot take at once waits until the
-//! peer has read all of it.
+//! peer has read all of it; coalescing: after a hook's (or an iteration's) first send,
+//! pushes to a stream are gathered and leave on the write event, a datagram's are not.
 
 mod util;
 
@@ -159,7 +160,113 @@ fn close_when_done_waits_for_a_blocked_queue(backend: Backend) {
     assert_eq!(peer.read_to_end(&mut rest).unwrap_or(0), 0);
 }
 
+/// Answers each read with `PIECES` pushes of `piece` bytes, and notes how much was
+/// still queued when the hook returned.
+struct Chatty {
+    queued_after_hook: std::rc::Rc<std::cell::Cell<Option<usize>>>,
+}
+
+const PIECES: usize = 1000;
+
+impl Dispatcher for Chatty {
+    fn handle_read(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+        let mut buf = [0u8; 16];
+        let n = match ctx.recv(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            return Ok(());
+        }
+        for i in 0..PIECES {
+            ctx.push(format!("{i:04}\n").as_bytes())?;
+        }
+        self.queued_after_hook.set(Some(ctx.pending_output()));
+        Ok(())
+    }
+}
+
+/// Coalescing: of a hook's 1,000 small pushes only the first is sent at once; the other
+/// 999 are gathered (still queued when the hook returns, though the socket has room) and
+/// leave together on the write event, in order, byte for byte.
+fn pushes_after_the_first_are_gathered_until_the_write_event(backend: Backend) {
+    let mut ev = EventLoop::with_backend(backend).unwrap();
+    let (ch, mut peer) = unix_channel();
+    let queued = std::rc::Rc::new(std::cell::Cell::new(None));
+    let token = ev
+        .add(
+            ch,
+            Chatty {
+                queued_after_hook: queued.clone(),
+            },
+        )
+        .unwrap();
+    std::io::Write::write_all(&mut peer, b"go").unwrap();
+    run_until(&mut ev, "the hook ran", |_| queued.get().is_some());
+    assert_eq!(
+        queued.get(),
+        Some((PIECES - 1) * 5),
+        "the first push went at once, the rest were gathered"
+    );
+    let mut got = Vec::new();
+    run_until(&mut ev, "everything sent", |ev| {
+        read_available(&mut peer, &mut got);
+        got.len() == PIECES * 5 && ev.channel(token).unwrap().pending_output() == 0
+    });
+    let want: Vec<u8> = (0..PIECES)
+        .flat_map(|i| format!("{i:04}\n").into_bytes())
+        .collect();
+    assert!(got == want, "out of order or altered");
+}
+
+/// Pushes to another channel from a timer: the first goes at once, the rest are
+/// gathered and sent before the loop waits again; a datagram channel gathers nothing
+/// (every push is its own datagram, sent at once).
+fn pushes_from_a_timer_are_gathered_but_datagrams_are_not(backend: Backend) {
+    let log = Log::default();
+    let mut ev = EventLoop::with_backend(backend).unwrap();
+    let (ch, mut peer) = unix_channel();
+    let stream = ev.add(ch, Quiet { log: log.clone() }).unwrap();
+    let (ch, udp_peer) = udp_pair();
+    let dgram = ev.add(ch, Quiet { log: log.clone() }).unwrap();
+    let seen = std::rc::Rc::new(std::cell::Cell::new((usize::MAX, usize::MAX)));
+    let s = seen.clone();
+    ev.call_later(Duration::ZERO, move |lp, _| {
+        let ch = lp.channel_mut(stream).unwrap();
+        for _ in 0..10 {
+            ch.push(b"abc").unwrap();
+        }
+        let stream_queued = ch.pending_output();
+        let ch = lp.channel_mut(dgram).unwrap();
+        for i in 0..10u8 {
+            ch.push(&[i]).unwrap();
+        }
+        s.set((stream_queued, ch.pending_output()));
+    });
+    run_until(&mut ev, "the timer ran", |_| seen.get().0 != usize::MAX);
+    assert_eq!(
+        seen.get(),
+        (27, 0),
+        "stream: 9 pushes gathered; datagrams: none"
+    );
+    let mut got = Vec::new();
+    run_until(&mut ev, "the stream's output", |_| {
+        read_available(&mut peer, &mut got);
+        got.len() == 30
+    });
+    assert_eq!(got, b"abc".repeat(10));
+    let mut buf = [0u8; 8];
+    for i in 0..10u8 {
+        let n = udp_peer.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], &[i], "datagram {i}: one push, one datagram");
+    }
+    assert!(log.entries().is_empty(), "{:?}", log.entries());
+}
+
 backend_tests!(
+    pushes_after_the_first_are_gathered_until_the_write_event,
+    pushes_from_a_timer_are_gathered_but_datagrams_are_not,
     push_keeps_the_unsent_tail,
     empty_push_sends_nothing,
     close_when_done_waits_for_a_blocked_queue,

@@ -169,8 +169,9 @@ pub struct AsyncChat<H> {
     eof_waiting: bool,
     /// The most records delivered per read (or write) event; see "Fairness".
     record_budget: usize,
-    /// Delivery stopped at the budget with records left: the channel asks for a write
-    /// event (ready at once on a socket with room) to go on, and reads nothing new.
+    /// Delivery stopped (at the budget, or at the high-water mark) with input left: the
+    /// channel asks for a write event (ready at once on a socket with room) to go on, and
+    /// reads nothing new.
     backlog: bool,
 }
 
@@ -395,9 +396,10 @@ impl<H> AsyncChat<H> {
         Ok(())
     }
 
-    /// True while reading is paused because too much output is unsent.
+    /// True while reading is paused: too much output is unsent, or records already
+    /// received wait for the peer to take the replies to earlier ones.
     pub fn is_reading_paused(&self) -> bool {
-        self.paused.get()
+        self.paused.get() || self.backlog
     }
 
     /// Updates and returns the pause state for `pending` unsent bytes.
@@ -475,7 +477,10 @@ impl<H> AsyncChat<H> {
             if self.pause_for(io.pending_output()) {
                 // Over the high-water mark: the rest of this read waits in the scanner
                 // until the peer has taken enough output (`handle_write` resumes), so a
-                // read full of commands cannot make the replies grow without bound.
+                // read full of commands cannot make the replies grow without bound. A
+                // backlog: the write event comes back even if the queue drains outside
+                // `handle_write` (the flush after a hook that gathered output).
+                self.backlog = self.scanner.buffered() > 0;
                 return Ok(());
             }
             let (piece, terminator) = match self.scanner.next_piece_with_terminator() {
