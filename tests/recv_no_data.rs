@@ -1,15 +1,16 @@
 //! `recv` that would block is "no data yet": `Err` of kind `WouldBlock`, with `is_eof()`
 //! false and the channel open, visible as such to code that goes on after the call (not
 //! only to a hook that returns the result with `?`, which the loop ignores); end of file,
-//! and only end of file, is `Ok(0)`, with `is_eof()` true.
+//! and only end of file, is `Ok(0)`, with `is_eof()` true. `send` that would block is
+//! `Err(WouldBlock)` too, not `Ok(0)`.
 
 mod util;
 
-use std::cell::RefCell;
-use std::io::{self, Write};
+use std::cell::{Cell, RefCell};
+use std::io::{self, Read, Write};
 use std::rc::Rc;
 
-use sockloop::{Backend, Context, Dispatcher, EventLoop};
+use sockloop::{Backend, Channel, Context, Dispatcher, EventLoop};
 use util::{run_until, unix_channel, Log};
 
 /// Reads until `recv` would block or gives 0, then records which and goes on.
@@ -180,7 +181,94 @@ fn would_block_through_question_mark_is_ignored(backend: Backend) {
     assert_eq!(log.entries(), ["eof", "handle_eof", "close"]);
 }
 
+/// Sends until `send` would block, counting the would-blocks; passes the `WouldBlock`
+/// error to the loop with `?`.
+struct Filler {
+    blocked: Rc<Cell<usize>>,
+    log: Log,
+}
+
+impl Dispatcher for Filler {
+    fn readable(&self, _: &Channel) -> bool {
+        false
+    }
+    fn writable(&self, _: &Channel) -> bool {
+        true
+    }
+    fn handle_write(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+        let chunk = [7u8; 4096];
+        loop {
+            match ctx.send(&chunk) {
+                Ok(0) => {
+                    // The peer is gone: the loop closes the channel after this hook.
+                    self.log.push("send-0");
+                    return Ok(());
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    assert!(!ctx.is_closed());
+                    self.blocked.set(self.blocked.get() + 1);
+                    return Err(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    fn handle_error(&mut self, _: &mut Context<'_>, err: io::Error) -> io::Result<()> {
+        self.log.push(format!("handle_error:{:?}", err.kind()));
+        Err(err)
+    }
+    fn handle_close(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+        self.log.push("close");
+        ctx.close();
+        Ok(())
+    }
+}
+
+/// `send` that would block is `Err(WouldBlock)`, not `Ok(0)`; a hook returning it is
+/// left alone by the loop. Once the peer is gone, `send` is `Ok(0)` and the loop closes.
+fn send_would_block_is_an_error_the_loop_ignores(backend: Backend) {
+    let mut ev = EventLoop::with_backend(backend).unwrap();
+    let (ch, mut peer) = unix_channel();
+    let blocked = Rc::new(Cell::new(0));
+    let log = Log::default();
+    let token = ev
+        .add(
+            ch,
+            Filler {
+                blocked: blocked.clone(),
+                log: log.clone(),
+            },
+        )
+        .unwrap();
+    run_until(&mut ev, "the socket buffer full", |_| blocked.get() == 1);
+    // The peer makes room: the channel is written again, until it would block again.
+    let mut buf = vec![0u8; 1 << 16];
+    let mut drained = 0;
+    loop {
+        match peer.read(&mut buf) {
+            Ok(n) => {
+                assert!(n > 0);
+                drained += n;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => panic!("peer read: {e}"),
+        }
+    }
+    assert!(drained > 0 && buf[..1] == [7]);
+    run_until(&mut ev, "the socket buffer full again", |_| {
+        blocked.get() == 2
+    });
+    assert!(log.entries().is_empty(), "{:?}", log.entries());
+    assert!(ev.contains(token));
+
+    drop(peer);
+    run_until(&mut ev, "the close", |ev| !ev.contains(token));
+    assert_eq!(log.entries(), ["send-0", "close"]);
+}
+
 backend_tests!(
     recv_would_block_is_no_data_yet,
     would_block_through_question_mark_is_ignored,
+    send_would_block_is_an_error_the_loop_ignores,
 );
