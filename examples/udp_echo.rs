@@ -139,7 +139,7 @@ impl UdpEcho {
     fn drain(&mut self, ch: &mut Channel) -> io::Result<()> {
         while let Some((addr, data)) = self.queue.front() {
             let sent = ch.send_to(data, addr.clone());
-            if let Ok(None) = sent {
+            if matches!(&sent, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
                 return Ok(()); // would block: wait for the next write event
             }
             if let Some((_, data)) = self.queue.pop_front() {
@@ -165,8 +165,10 @@ impl Dispatcher for UdpEcho {
         self.stats.reads += 1;
         let mut batch = 0;
         while batch < MAX_BATCH && !self.is_full() {
-            let Some((n, from)) = ctx.recv_from(&mut self.buf)? else {
-                break; // would block: all read
+            let (n, from) = match ctx.recv_from(&mut self.buf) {
+                Ok(got) => got,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break, // all read
+                Err(e) => return Err(e),
             };
             batch += 1;
             self.stats.received += 1;
@@ -176,9 +178,12 @@ impl Dispatcher for UdpEcho {
                 self.enqueue(from, self.buf[..n].to_vec());
                 continue;
             }
-            match ctx.send_to(&self.buf[..n], from.clone())? {
-                Some(_) => self.stats.echoed += 1,
-                None => self.enqueue(from, self.buf[..n].to_vec()),
+            match ctx.send_to(&self.buf[..n], from.clone()) {
+                Ok(_) => self.stats.echoed += 1,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.enqueue(from, self.buf[..n].to_vec())
+                }
+                Err(e) => return Err(e),
             }
         }
         Ok(())

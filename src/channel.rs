@@ -145,8 +145,10 @@ impl Deadlines {
 /// to it, so `ctx.recv(..)` and `ctx.push(..)` read like asyncore's `self.recv(..)`), and
 /// other channels through [`Context::channel_mut`](crate::Context::channel_mut).
 ///
-/// Operations never block: every handle is non-blocking. `WouldBlock` is not an error: a
-/// [`recv`](Channel::recv) or [`send`](Channel::send) that would block returns `Ok(0)`.
+/// Operations never block: every handle is non-blocking. As with std's non-blocking
+/// sockets, a [`recv`](Channel::recv) or [`send`](Channel::send) that would block returns
+/// an error of kind [`WouldBlock`](io::ErrorKind::WouldBlock), which the loop ignores
+/// when a hook returns it; `recv`'s `Ok(0)` is end of file.
 ///
 /// # Examples
 ///
@@ -196,6 +198,17 @@ pub fn is_disconnect(err: &io::Error) -> bool {
                 | Errno::BADF
         )
     )
+}
+
+/// Runs `op` again when a signal interrupted it (`EINTR`), as std's `read_exact` does.
+#[inline]
+fn retry_interrupted<T>(mut op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    loop {
+        match op() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            r => return r,
+        }
+    }
 }
 
 fn closed_error() -> io::Error {
@@ -749,39 +762,128 @@ impl Channel {
 
     /// Sends what the OS takes now, bypassing the output queue (asyncore's `send`).
     ///
-    /// Returns the bytes sent: `0` if the socket would block, and `0` on a disconnect
-    /// error, after which the loop runs `handle_close` when the current hook returns.
+    /// As std's `Write::write` on a non-blocking socket: `Ok(n)` is the bytes the OS
+    /// took (`n > 0` for non-empty `data`); `Err(e)` with `e.kind() ==`
+    /// [`WouldBlock`](io::ErrorKind::WouldBlock) if it took nothing (try again on a write
+    /// event; a hook can pass it on with `?`, the loop ignores it). A disconnect error is
+    /// `Ok(0)`, after which the loop runs `handle_close` when the current hook returns.
     /// Prefer [`push`](Channel::push), which keeps what the OS did not take.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::ErrorKind;
+    /// use sockloop::Channel;
+    ///
+    /// let (mut a, mut b) = Channel::pair()?;
+    /// assert_eq!(a.send(b"ping")?, 4); // the OS took it all
+    /// let mut buf = [0u8; 16];
+    /// assert_eq!(b.recv(&mut buf)?, 4);
+    ///
+    /// // Fill the socket buffer: once the OS takes nothing, `send` would block.
+    /// let chunk = [0u8; 4096];
+    /// let err = loop {
+    ///     match a.send(&chunk) {
+    ///         Ok(n) => assert!(n > 0),
+    ///         Err(e) => break e,
+    ///     }
+    /// };
+    /// assert_eq!(err.kind(), ErrorKind::WouldBlock);
+    ///
+    /// // Once the peer is gone, `send` is `Ok(0)`: the loop would close the channel.
+    /// drop(b);
+    /// assert_eq!(a.send(b"late")?, 0);
+    /// # std::io::Result::Ok(())
+    /// ```
     ///
     /// # Errors
     ///
-    /// Errors other than would-block and disconnects.
+    /// `WouldBlock` as above; other errors than disconnects.
     #[inline]
     pub fn send(&mut self, data: &[u8]) -> io::Result<usize> {
-        let r = Channel::write_via(&self.handle)(data);
-        if matches!(r, Ok(n) if n > 0) {
-            self.pending.set(Pending::OUTPUT);
+        let r = retry_interrupted(|| Channel::write_via(&self.handle)(data));
+        match r {
+            Ok(n) => {
+                if n > 0 {
+                    self.pending.set(Pending::OUTPUT);
+                }
+                Ok(n)
+            }
+            Err(e) => self.disconnect_as(e, 0),
         }
-        self.classify(r)
+    }
+
+    /// [`send`](Channel::send) with would-block as `Ok(0)`: for [`push`](Channel::push),
+    /// which queues what the OS did not take.
+    fn send_some(&mut self, data: &[u8]) -> io::Result<usize> {
+        match self.send(data) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+            r => r,
+        }
+    }
+
+    /// A disconnect error marks the channel for `handle_close` and becomes `Ok(value)`;
+    /// any other error is returned. Out of line: the success path is the one taken per
+    /// message.
+    #[cold]
+    #[inline(never)]
+    fn disconnect_as<T>(&mut self, err: io::Error, value: T) -> io::Result<T> {
+        if is_disconnect(&err) {
+            self.pending.set(Pending::DISCONNECTED);
+            return Ok(value);
+        }
+        Err(err)
     }
 
     /// Receives into `buf` (asyncore's `recv`).
     ///
-    /// Returns the bytes read. `0` means either "no data yet" (would block, a **fix**:
-    /// asyncore raised) or end of file; [`is_eof`](Channel::is_eof) tells which. Once the
-    /// current hook returns, the loop runs `handle_eof` on end of file (default: send what
-    /// is queued, then close) and `handle_close` on a disconnect error.
+    /// As std's `Read::read` on a non-blocking socket: `Ok(n)` with `n > 0` is data;
+    /// `Err(e)` with `e.kind() ==` [`WouldBlock`](io::ErrorKind::WouldBlock) means no data
+    /// yet (a **fix**: asyncore raised; a hook can pass it on with `?`, the loop ignores
+    /// it); `Ok(0)` is end of file (or an empty `buf`). A disconnect error is also
+    /// `Ok(0)`: the stream is over. Once the current hook returns, the loop runs
+    /// `handle_eof` on end of file (default: send what is queued, then close) and
+    /// `handle_close` on a disconnect error. On a datagram channel `Ok(0)` is an empty
+    /// datagram, not end of file.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::ErrorKind;
+    /// use sockloop::Channel;
+    ///
+    /// let (mut a, mut b) = Channel::pair()?;
+    /// let mut buf = [0u8; 16];
+    ///
+    /// // Nothing sent yet: would block.
+    /// let err = b.recv(&mut buf).unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::WouldBlock);
+    /// assert!(!b.is_eof());
+    ///
+    /// // Data.
+    /// a.send(b"hello")?;
+    /// assert_eq!(b.recv(&mut buf)?, 5);
+    /// assert_eq!(&buf[..5], b"hello");
+    ///
+    /// // End of file: the peer is gone.
+    /// drop(a);
+    /// assert_eq!(b.recv(&mut buf)?, 0);
+    /// assert!(b.is_eof());
+    /// # std::io::Result::Ok(())
+    /// ```
     ///
     /// # Errors
     ///
-    /// Errors other than would-block and disconnects.
+    /// `WouldBlock` as above; other errors than disconnects.
     pub fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let r = match &self.handle {
-            Handle::Socket(s) => {
+            Handle::Socket(s) => retry_interrupted(|| {
                 let mut s: &Socket = s;
-                s.read(buf)
+                s.read(&mut *buf)
+            }),
+            Handle::File(f) => {
+                retry_interrupted(|| rustix::io::read(f, &mut *buf).map_err(io::Error::from))
             }
-            Handle::File(f) => rustix::io::read(f, &mut *buf).map_err(io::Error::from),
             Handle::Closed => return Err(closed_error()),
         };
         match r {
@@ -793,54 +895,67 @@ impl Channel {
                 self.pending.set(Pending::INPUT);
                 Ok(n)
             }
-            Err(e) => self.classify_err(e),
+            Err(e) => self.disconnect_as(e, 0),
         }
     }
 
-    /// Receives one datagram and its sender: `Ok(None)` if none is waiting. An empty
-    /// datagram is `Some((0, addr))`, data, not end of file.
+    /// Receives one datagram and its sender (std's `UdpSocket::recv_from`): `Err(e)` with
+    /// `e.kind() ==` [`WouldBlock`](io::ErrorKind::WouldBlock) if none is waiting. An
+    /// empty datagram is `Ok((0, addr))`, data, not end of file.
     ///
     /// # Errors
     ///
-    /// `InvalidInput` on a file channel; other recvfrom(2) errors.
-    pub fn recv_from(&mut self, buf: &mut [u8]) -> io::Result<Option<(usize, SockAddr)>> {
-        match self.socket()?.recv_from(crate::sys::as_uninit(buf)) {
-            Ok(r) => Ok(Some(r)),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
-            Err(e) => Err(e),
-        }
+    /// `WouldBlock` as above; `InvalidInput` on a file channel; other recvfrom(2) errors.
+    pub fn recv_from(&mut self, buf: &mut [u8]) -> io::Result<(usize, SockAddr)> {
+        let socket = self.socket()?;
+        retry_interrupted(|| socket.recv_from(crate::sys::as_uninit(&mut *buf)))
     }
 
-    /// Sends one datagram to `addr`: `Ok(Some(bytes sent))`, or `Ok(None)` if the socket
-    /// would block (nothing was sent; try again on a write event). `None` rather than `0`
-    /// because an empty datagram is data: sending one is `Ok(Some(0))`. A disconnect error
-    /// is also `Ok(None)`, and the loop then runs `handle_close`, as with
+    /// Sends one datagram to `addr` (std's `UdpSocket::send_to`): `Ok(bytes sent)`, or
+    /// `Err(e)` with `e.kind() ==` [`WouldBlock`](io::ErrorKind::WouldBlock) if the socket
+    /// would block (nothing was sent; try again on a write event). An empty datagram is
+    /// data: sending one is `Ok(0)`. A disconnect error is returned as such, and the loop
+    /// also runs `handle_close` once the current hook returns, as with
     /// [`send`](Channel::send).
     ///
     /// # Errors
     ///
-    /// `InvalidInput` on a file channel; other sendto(2) errors (e.g. `EMSGSIZE`).
-    pub fn send_to(&mut self, data: &[u8], addr: impl Into<SockAddr>) -> io::Result<Option<usize>> {
-        let r = self.socket()?.send_to(data, &addr.into()).map(Some);
-        self.classify(r)
+    /// `WouldBlock` as above; `InvalidInput` on a file channel; other sendto(2) errors
+    /// (e.g. `EMSGSIZE`).
+    pub fn send_to(&mut self, data: &[u8], addr: impl Into<SockAddr>) -> io::Result<usize> {
+        let addr = addr.into();
+        let socket = self.socket()?;
+        let r = retry_interrupted(|| socket.send_to(data, &addr));
+        if let Err(e) = &r {
+            if is_disconnect(e) {
+                self.pending.set(Pending::DISCONNECTED);
+            }
+        }
+        r
     }
 
-    /// Sends `data` as TCP urgent (out-of-band) data: `Ok(0)` if it would block.
+    /// Sends `data` as TCP urgent (out-of-band) data: as [`send`](Channel::send),
+    /// `Err` of kind [`WouldBlock`](io::ErrorKind::WouldBlock) if the OS took nothing.
     ///
     /// # Errors
     ///
     /// As [`send`](Channel::send).
     pub fn send_oob(&mut self, data: &[u8]) -> io::Result<usize> {
-        let r = self.socket()?.send_out_of_band(data);
-        self.classify(r)
+        let socket = self.socket()?;
+        let r = retry_interrupted(|| socket.send_out_of_band(data));
+        match r {
+            Ok(n) => Ok(n),
+            Err(e) => self.disconnect_as(e, 0),
+        }
     }
 
-    /// Receives out-of-band data (in `handle_expt`): `Ok(0)` if there is none.
+    /// Receives out-of-band data (in `handle_expt`): `Ok(0)` if there is none (urgent
+    /// data has no end of file, so 0 is unambiguous here).
     ///
     /// # Errors
     ///
-    /// As [`recv`](Channel::recv); `EINVAL` from the OS when no urgent data is pending is
-    /// reported as `Ok(0)`.
+    /// Errors other than would-block and disconnects; `EINVAL` from the OS when no
+    /// urgent data is pending is reported as `Ok(0)`.
     pub fn recv_oob(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let r = self.socket()?.recv_out_of_band(crate::sys::as_uninit(buf));
         match r {
@@ -959,7 +1074,7 @@ impl Channel {
             // queue only what the OS did not take. In a loop, later pushes of this
             // iteration are gathered and leave together (see "Coalescing").
             self.gathering = self.gathers();
-            let sent = self.send(data)?;
+            let sent = self.send_some(data)?;
             if sent == data.len() {
                 return Ok(());
             }

@@ -27,7 +27,7 @@
 //! impl Dispatcher for Echo {
 //!     fn handle_read(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
 //!         let mut buf = [0u8; 4096];
-//!         let n = ctx.recv(&mut buf)?; // 0: nothing yet, or end of file (then handle_eof)
+//!         let n = ctx.recv(&mut buf)?; // 0: end of file (then handle_eof); would block: `?` returns
 //!         ctx.push(&buf[..n])          // sends now; what the OS refuses is queued
 //!     }
 //! }
@@ -95,8 +95,9 @@
 //!   registered (epoll would report its hang-up forever).
 //! * **Connected before `handle_connect`**, so a `push` inside it goes out; output queued
 //!   before the connect completes is sent after it, never dropped on `ENOTCONN`.
-//! * **`recv` that would block returns 0** ("no data yet"), not an error; end of file is
-//!   told apart by [`Channel::is_eof`] and leads to [`Dispatcher::handle_eof`] on every
+//! * **`recv` that would block is `Err(WouldBlock)`** as in std, and a hook returning it
+//!   is ignored (asyncore's `handle_error` closed the channel); `Ok(0)` is end of file
+//!   only and leads to [`Dispatcher::handle_eof`] on every
 //!   backend, pipes included, after which the channel is no longer watched for input.
 //! * **Errors and panics in `readable()`, `writable()` and `handle_error` stay inside the
 //!   loop**: that channel is closed through its one `handle_close` (see

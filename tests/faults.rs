@@ -937,7 +937,12 @@ impl Dispatcher for Datagrams {
     fn handle_read(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
         self.0.reads.set(self.0.reads.get() + 1);
         let mut buf = [0u8; 1500];
-        while let Some((n, from)) = ctx.recv_from(&mut buf)? {
+        loop {
+            let (n, from) = match ctx.recv_from(&mut buf) {
+                Ok(r) => r,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e),
+            };
             let from = from.as_socket().unwrap();
             self.0.got.borrow_mut().push((buf[..n].to_vec(), from));
         }

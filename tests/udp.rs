@@ -180,15 +180,22 @@ fn two_clients_interleaved(backend: Backend) {
     assert!(ev.contains(t));
 }
 
-/// `recv_from` with nothing waiting is `Ok(None)`, and such a channel gets no read events.
-fn recv_from_on_empty_socket_is_none(backend: Backend) {
+/// The error kind of a result that must be an error.
+fn err_kind<T: std::fmt::Debug>(r: io::Result<T>) -> io::ErrorKind {
+    r.expect_err("expected an error").kind()
+}
+
+/// `recv_from` with nothing waiting is `Err(WouldBlock)`, and such a channel gets no read
+/// events.
+fn recv_from_on_empty_socket_would_block(backend: Backend) {
     let mut ch = udp_echo::udp_channel("127.0.0.1:0".parse().unwrap()).unwrap();
     let mut buf = vec![0u8; 65_536];
     for _ in 0..3 {
-        assert!(ch.recv_from(&mut buf).unwrap().is_none());
+        assert_eq!(err_kind(ch.recv_from(&mut buf)), io::ErrorKind::WouldBlock);
     }
-    assert!(
-        ch.recv_from(&mut []).unwrap().is_none(),
+    assert_eq!(
+        err_kind(ch.recv_from(&mut [])),
+        io::ErrorKind::WouldBlock,
         "an empty buffer too"
     );
     assert!(!ch.is_eof() && !ch.is_closed());
@@ -199,7 +206,7 @@ fn recv_from_on_empty_socket_is_none(backend: Backend) {
     step(&mut ev, 3);
     assert_eq!(stats(&ev, t).reads, 0, "no read event without a datagram");
     let ch = ev.channel_mut(t).unwrap();
-    assert!(ch.recv_from(&mut buf).unwrap().is_none());
+    assert_eq!(err_kind(ch.recv_from(&mut buf)), io::ErrorKind::WouldBlock);
     assert!(!ch.is_eof());
     assert!(ev.contains(t));
 }
@@ -215,12 +222,17 @@ struct BigReply {
 impl Dispatcher for BigReply {
     fn handle_read(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
         let mut buf = [0u8; 2048];
-        while let Some((n, from)) = ctx.recv_from(&mut buf)? {
+        loop {
+            let (n, from) = match ctx.recv_from(&mut buf) {
+                Ok(got) => got,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e),
+            };
             if &buf[..n] == b"big" {
                 ctx.send_to(&vec![7u8; MAX_V4 + 1], from)?;
                 self.log.borrow_mut().push("sent big".into());
             } else {
-                assert_eq!(ctx.send_to(&buf[..n], from)?, Some(n));
+                assert_eq!(ctx.send_to(&buf[..n], from)?, n);
                 self.log.borrow_mut().push("echo".into());
             }
         }
@@ -252,7 +264,7 @@ fn oversized_send_to_is_an_error_for_the_hook(backend: Backend) {
     let err = ch.send_to(&vec![0u8; MAX_V4 + 1], peer).unwrap_err();
     assert_eq!(Errno::from_io_error(&err), Some(Errno::MSGSIZE), "{err}");
     assert!(!ch.is_eof() && !ch.is_closed());
-    assert_eq!(ch.send_to(&vec![1u8; MAX_V4], peer).unwrap(), Some(MAX_V4));
+    assert_eq!(ch.send_to(&vec![1u8; MAX_V4], peer).unwrap(), MAX_V4);
     assert_eq!(recv_reply(&sock).0.len(), MAX_V4);
 
     // In a hook: routed to handle_error, which keeps the channel.
@@ -398,7 +410,8 @@ fn blocked_sends_are_queued_not_dropped(backend: Backend) {
 }
 
 /// Regression: `send_to` used to return `Ok(0)` both for "would block" and for an empty
-/// datagram sent, so a caller could not tell a lost echo from a delivered one.
+/// datagram sent, so a caller could not tell a lost echo from a delivered one. Now an
+/// empty datagram sent is `Ok(0)` and would-block is `Err(WouldBlock)`.
 fn send_to_would_block_is_not_an_empty_datagram_sent(backend: Backend) {
     let a_path = unix_path(&format!("send-to-a-{}", backend.name()));
     let b_path = unix_path(&format!("send-to-b-{}", backend.name()));
@@ -408,16 +421,20 @@ fn send_to_would_block_is_not_an_empty_datagram_sent(backend: Backend) {
     b.bind(SockAddr::unix(&b_path).unwrap()).unwrap();
     let b_addr = SockAddr::unix(&b_path).unwrap();
 
-    assert_eq!(a.send_to(b"", b_addr.clone()).unwrap(), Some(0));
+    assert_eq!(a.send_to(b"", b_addr.clone()).unwrap(), 0);
     let mut filled = 1;
-    while let Some(n) = a.send_to(b"x", b_addr.clone()).unwrap() {
-        assert_eq!(n, 1);
+    loop {
+        match a.send_to(b"x", b_addr.clone()) {
+            Ok(n) => assert_eq!(n, 1),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => panic!("send_to: {e}"),
+        }
         filled += 1;
         assert!(filled < 100_000, "the peer's queue never filled");
     }
     assert_eq!(
-        a.send_to(b"", b_addr.clone()).unwrap(),
-        None,
+        err_kind(a.send_to(b"", b_addr.clone())),
+        io::ErrorKind::WouldBlock,
         "would block must not look like an empty datagram sent"
     );
     assert!(!a.is_closed() && !a.is_eof());
@@ -425,8 +442,12 @@ fn send_to_would_block_is_not_an_empty_datagram_sent(backend: Backend) {
     // The peer got exactly what was reported as sent.
     let mut buf = [0u8; 16];
     let mut sizes = Vec::new();
-    while let Some((n, _)) = b.recv_from(&mut buf).unwrap() {
-        sizes.push(n);
+    loop {
+        match b.recv_from(&mut buf) {
+            Ok((n, _)) => sizes.push(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => panic!("recv_from: {e}"),
+        }
     }
     assert_eq!(sizes.len(), filled);
     assert_eq!(sizes[0], 0);
@@ -436,11 +457,11 @@ fn send_to_would_block_is_not_an_empty_datagram_sent(backend: Backend) {
     let mut ev = EventLoop::with_backend(backend).unwrap();
     ev.set_catch_panics(false);
     let bt = ev.add(b, UdpEcho::new()).unwrap();
-    assert_eq!(a.send_to(b"", b_addr).unwrap(), Some(0));
+    assert_eq!(a.send_to(b"", b_addr).unwrap(), 0);
     run_until(&mut ev, "the empty datagram echoed", |ev| {
         stats(ev, bt).echoed == 1
     });
-    let (n, from) = a.recv_from(&mut buf).unwrap().expect("the empty echo");
+    let (n, from) = a.recv_from(&mut buf).expect("the empty echo");
     assert_eq!(n, 0);
     assert_eq!(from.as_pathname(), Some(b_path.as_path()));
     assert!(ev.contains(bt));
@@ -452,7 +473,7 @@ backend_tests!(
     echo_many_sizes,
     ipv6_echo,
     two_clients_interleaved,
-    recv_from_on_empty_socket_is_none,
+    recv_from_on_empty_socket_would_block,
     oversized_send_to_is_an_error_for_the_hook,
     at_most_a_batch_per_read_event,
     blocked_sends_are_queued_not_dropped,

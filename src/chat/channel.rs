@@ -568,14 +568,17 @@ impl<S: 'static, H: ChatHandler<S>> Dispatcher<S> for AsyncChat<H> {
             if buf.len() < size {
                 buf.resize(size, 0);
             }
-            let n = ctx.recv(&mut buf[..size])?;
+            let n = match ctx.recv(&mut buf[..size]) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0, // nothing yet
+                r => r?,
+            };
             // Copied into the scanner before any callback runs: the shared buffer is free
             // again when the handler (or another channel's hook) next needs it.
             self.scanner.feed(&buf[..n]);
             io::Result::Ok(n)
         })?;
         if n == 0 {
-            return Ok(()); // nothing yet, or end of file (then `handle_eof`)
+            return Ok(()); // would block, or end of file (then `handle_eof`)
         }
         let delivered = self.deliver(ctx, self.record_budget);
         self.scanner.release_idle_memory();
