@@ -21,6 +21,7 @@ use crate::interest::{Interest, Ready};
 mod epoll;
 mod poll;
 mod select;
+pub(crate) mod signal;
 
 /// Which readiness API the loop waits with, chosen at run time.
 ///
