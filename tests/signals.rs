@@ -362,7 +362,8 @@ fn handler_added_again_is_delivered(backend: Backend) {
     let out = run_child("readd", backend);
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("delivered again"),
-        "the re-added handler did not run"
+        "the re-added handler did not run: {}",
+        out.status
     );
     assert_killed_by_sigint(&out, "readd");
 }

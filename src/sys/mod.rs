@@ -1,4 +1,5 @@
 //! OS readiness backends: the backend contract, written once, and one file per backend.
+//! (`signal` holds the other system calls that need `unsafe`: sigaction(2).)
 //!
 //! This is the only module allowed to use `unsafe`. The contract every backend keeps:
 //!
