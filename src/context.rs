@@ -35,6 +35,7 @@ use crate::token::Token;
 ///         Ok(())
 ///     }
 /// }
+/// # let _ = Server;
 /// ```
 pub struct Context<'a, S = ()> {
     pub(crate) token: Token,

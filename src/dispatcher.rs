@@ -90,6 +90,7 @@ pub const ACCEPT_BATCH: usize = 64;
 ///         ctx.push(&buf[..n])
 ///     }
 /// }
+/// # let _ = Echo;
 /// ```
 pub trait Dispatcher<S: 'static = ()>: Any {
     /// Should the loop watch this channel for input? Default: `true`.

@@ -569,10 +569,14 @@ impl<S: 'static> LoopHandle<S> {
     ///
     /// A handler does not keep [`run`](crate::EventLoop::run) going by itself (a client's loop
     /// should end when its channels are done); to wait for nothing but signals, use
-    /// [`run_forever`](crate::EventLoop::run_forever). Once a handler for a signal is
-    /// installed, that signal no longer has its default action (terminate, for `SIGINT`)
-    /// in this process, even after [`remove_signal_handler`](LoopHandle::remove_signal_handler)
-    /// or dropping the loop: the signal is then ignored.
+    /// [`run_forever`](crate::EventLoop::run_forever).
+    ///
+    /// While a handler for a signal is installed, the signal does not have its previous
+    /// disposition (for `SIGINT`, the default action: terminate). The disposition it had
+    /// before the process's first handler for it (in any loop) is recorded, and restored
+    /// when the last one is removed ([`remove_signal_handler`](LoopHandle::remove_signal_handler),
+    /// or dropping its loop): `SIGINT` terminates again, a signal the program ignored is
+    /// ignored again. A handler added after that is installed afresh.
     ///
     /// # Errors
     ///
@@ -641,6 +645,10 @@ impl<S: 'static> LoopHandle<S> {
     }
 
     /// Removes the handler for `signal`; false if there was none.
+    ///
+    /// If no other loop of the process handles `signal`, its disposition from before the
+    /// first handler is restored (see [`add_signal_handler`](LoopHandle::add_signal_handler)):
+    /// after removing a `SIGINT` handler, `SIGINT` terminates the process again.
     pub fn remove_signal_handler(&mut self, signal: i32) -> bool {
         self.signals.as_mut().is_some_and(|s| s.remove(signal))
     }

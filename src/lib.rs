@@ -184,6 +184,18 @@
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
+// mio's lint set, plus `unreachable_pub`.
+#![deny(
+    missing_debug_implementations,
+    rust_2018_idioms,
+    unreachable_pub,
+    unused_imports,
+    dead_code
+)]
+// Disallow warnings when running tests.
+#![cfg_attr(test, deny(warnings))]
+// Disallow warnings in doc examples.
+#![doc(test(attr(deny(warnings))))]
 
 mod channel;
 pub mod chat;

@@ -627,7 +627,7 @@ impl Scanner {
     /// # Examples
     ///
     /// ```
-    /// use sockloop::chat::{Piece, Scanner, Terminator};
+    /// use sockloop::chat::{Scanner, Terminator};
     ///
     /// let mut s = Scanner::new();
     /// s.set_terminator(Terminator::Bytes(b"\r\n".to_vec()))?;
@@ -1402,7 +1402,8 @@ mod tests {
     }
 
     /// A fixed seed unless `SOCKLOOP_PROPTEST_FRESH=1`; no regressions file. Shared with
-    /// the integration tests.
+    /// the integration tests (whose file declares its items `pub` for them).
+    #[allow(unreachable_pub)]
     mod proptest_seed {
         include!(concat!(
             env!("CARGO_MANIFEST_DIR"),

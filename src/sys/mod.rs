@@ -1,4 +1,5 @@
 //! OS readiness backends: the backend contract, written once, and one file per backend.
+//! (`signal` holds the other system calls that need `unsafe`: sigaction(2).)
 //!
 //! This is the only module allowed to use `unsafe`. The contract every backend keeps:
 //!
@@ -21,6 +22,7 @@ use crate::interest::{Interest, Ready};
 mod epoll;
 mod poll;
 mod select;
+pub(crate) mod signal;
 
 /// Which readiness API the loop waits with, chosen at run time.
 ///
