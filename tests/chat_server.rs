@@ -276,7 +276,49 @@ fn room_waits_for_a_member_that_does_not_read(backend: Backend) {
     drop(talker);
 }
 
+/// Two members flood each other before either reads: each is a congested member and a
+/// waiting talker at once. Once they read, the room clears and both talkers resume (also
+/// the one whose own drained queue cleared the room), and every line arrives, in order.
+fn mutual_flood_resumes_both_talkers(backend: Backend) {
+    const LINES: usize = 20_000;
+    let config = Config {
+        max_queue: 16 * 1024,
+        stall_timeout: None,
+        ..Config::default()
+    };
+    with_room(backend, config, |addr| {
+        let clients = [Client::connect(addr), Client::connect(addr)];
+        let filler = "f".repeat(60);
+        let threads: Vec<_> = clients
+            .into_iter()
+            .enumerate()
+            .map(|(me, mut c)| {
+                let mut writer = c.writer.try_clone().unwrap();
+                let all: String = (0..LINES).map(|i| format!("{i:06} {filler}\n")).collect();
+                let flood = std::thread::spawn(move || writer.write_all(all.as_bytes()).unwrap());
+                std::thread::spawn(move || {
+                    // Let both queues fill before reading.
+                    std::thread::sleep(Duration::from_millis(300));
+                    let other = 2 - me; // guest1 / guest2
+                    for i in 0..LINES {
+                        let line = c.recv();
+                        assert!(
+                            line.starts_with(&format!("<guest{other}> {i:06} ")),
+                            "{line:.40}"
+                        );
+                    }
+                    flood.join().unwrap();
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+    });
+}
+
 backend_tests!(
+    mutual_flood_resumes_both_talkers,
     room_waits_for_a_member_that_does_not_read,
     nick_who_say_quit,
     long_line_is_refused_and_closed,

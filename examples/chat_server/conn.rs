@@ -41,6 +41,9 @@ impl Dispatcher<Room> for Conn {
         if after < before {
             let me = ctx.token();
             let talkers = ctx.state_mut().drained(me, after, Instant::now());
+            if talkers.contains(&me) {
+                self.chat.handler_mut().parked = false; // wake cannot reach this channel
+            }
             super::wake(ctx.handle(), talkers);
         }
         self.chat.handler_mut().pump(ctx)
