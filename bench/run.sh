@@ -19,11 +19,13 @@
 #                                  scale1000 (e.g. SCENARIOS="default scaling")
 #   SCALING_SERVERS="mio tokio sockloop-epoll sockloop-epoll-t2"
 #                                  servers for the scaling scenarios; -tN runs
-#                                  echo_server --threads N (LoopGroup, SO_REUSEPORT)
+#                                  sockloop_echo --threads N (LoopGroup, SO_REUSEPORT)
 #   SERVER_CPU=1 CLIENT_CPU=0      taskset pinning
-#   SOCKLOOP=auto|skip             auto: build the sockloop example, skip its
-#                                  servers (with a note) if that fails
-#   SOCKLOOP_DIR=<bench/..>        the sockloop crate
+#   SOCKLOOP=auto|skip             auto: build sockloop's tuned echo server
+#                                  (src/bin/sockloop_echo.rs, feature "sockloop"),
+#                                  skip its servers (with a note) if that fails
+#   SOCKLOOP_DIR=<bench/..>        the sockloop crate for OUT and build_size.sh
+#                                  (sockloop_echo always builds against bench/..)
 #   BUILD_SIZE=1                   also run build_size.sh (0 to skip)
 #   OUT=<SOCKLOOP_DIR>/BENCHMARKS.md
 set -euo pipefail
@@ -74,19 +76,19 @@ log "building bench (release)"
 BIN=$BENCH/target/release
 LOADGEN=$BIN/loadgen
 
-SOCKLOOP_BIN=$ROOT/target/release/examples/echo_server
+SOCKLOOP_BIN=$BIN/sockloop_echo
 SOCKLOOP_NOTE=""
 have_sockloop=0
 if [[ $SERVERS == *sockloop* || ($SCENARIOS == *scale* && $SCALING_SERVERS == *sockloop*) ]]; then
     if [[ $SOCKLOOP == skip ]]; then
         SOCKLOOP_NOTE="sockloop servers skipped on request (SOCKLOOP=skip)."
     else
-        log "building sockloop echo_server example in $ROOT"
-        if (cd "$ROOT" && env -u CARGO_TARGET_DIR cargo build --release --example echo_server) \
+        log "building sockloop_echo (sockloop at $ROOT)"
+        if (cd "$BENCH" && env -u CARGO_TARGET_DIR cargo build --release --features sockloop --bin sockloop_echo) \
             >"$RESULTS/sockloop-build.log" 2>&1 && [[ -x $SOCKLOOP_BIN ]]; then
             have_sockloop=1
         else
-            SOCKLOOP_NOTE="sockloop servers skipped: \`cargo build --release --example echo_server\` failed in the sockloop crate (the example does not build yet)."
+            SOCKLOOP_NOTE="sockloop servers skipped: \`cargo build --release --features sockloop --bin sockloop_echo\` failed in bench/ (sockloop does not build yet)."
             log "$SOCKLOOP_NOTE (log: $RESULTS/sockloop-build.log)"
         fi
     fi
@@ -135,7 +137,7 @@ server_cmd() {
         sockloop-select | sockloop-poll | sockloop-epoll)
             ((have_sockloop)) || return 1
             CMDV=("$SOCKLOOP_BIN" --addr "$addr" --backend "${1#sockloop-}") ;;
-        sockloop-*-t[0-9]*) # sockloop-BACKEND-tN: echo_server --threads N
+        sockloop-*-t[0-9]*) # sockloop-BACKEND-tN: sockloop_echo --threads N
             ((have_sockloop)) || return 1
             local b=${1#sockloop-}
             CMDV=("$SOCKLOOP_BIN" --addr "$addr" --backend "${b%-t*}" --threads "${1##*-t}") ;;
@@ -163,7 +165,7 @@ start_server() { # name logprefix [pin=1]
         line=$(head -n1 "$2.out" 2>/dev/null || true)
         if [[ $line == "listening on "* ]]; then
             SADDR=${line#listening on }
-            SADDR=${SADDR%% *} # "ADDR (N threads)" from echo_server --threads
+            SADDR=${SADDR%% *} # "ADDR (N threads)" from sockloop_echo --threads
             return 0
         fi
         if ! kill -0 "$SPID" 2>/dev/null; then
@@ -306,7 +308,7 @@ for ((rep = 1; rep <= REPS; rep++)); do
                 continue
             fi
             if [[ $srv == sockloop-* ]] && ((!have_sockloop)); then
-                echo "skipped: sockloop echo_server not available" >"$base.status"
+                echo "skipped: sockloop_echo not available" >"$base.status"
                 continue
             fi
             log "rep $rep/$REPS  $sc  $srv"

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use sockloop::{Backend, Channel, Context, Dispatcher, Domain, EventLoop, Type};
+use sockloop::{Backend, Channel, Context, Dispatcher, Domain, EventLoop, LoopHandle, Type};
 
 /// The byte at `offset` of message `msg` from client `client`: a pattern, so a lost,
 /// duplicated or reordered byte shows up as a mismatch.
@@ -20,12 +20,39 @@ fn pattern(client: usize, msg: usize, offset: usize) -> u8 {
     (client.wrapping_mul(131) ^ msg.wrapping_mul(31) ^ offset.wrapping_mul(7)) as u8
 }
 
+/// The run's results: the loop's state, added to by each client as it ends.
 #[derive(Default)]
 struct Tally {
     done: usize,
     failed: usize,
     mismatched: usize,
     messages: usize,
+    interrupted: bool,
+}
+
+impl Tally {
+    /// Adds a client that ended: (messages echoed, mismatched bytes, finished).
+    fn add(&mut self, (messages, mismatched, finished): (usize, usize, bool)) {
+        self.messages += messages;
+        self.mismatched += mismatched;
+        if finished {
+            self.done += 1;
+        } else {
+            self.failed += 1;
+        }
+    }
+}
+
+/// Counts the clients still running as failed, and closes them.
+fn close_all(lp: &mut LoopHandle<Tally>) {
+    let running: Vec<_> = lp
+        .channels()
+        .filter_map(|(t, _)| lp.dispatcher::<Client>(t).map(Client::outcome))
+        .collect();
+    for outcome in running {
+        lp.state_mut().add(outcome);
+    }
+    lp.close_all();
 }
 
 struct Client {
@@ -36,11 +63,14 @@ struct Client {
     received: usize,
     mismatched: usize,
     finished: bool,
-    tally: std::rc::Rc<std::cell::RefCell<Tally>>,
 }
 
 impl Client {
-    fn send_next(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+    fn outcome(&self) -> (usize, usize, bool) {
+        (self.received / self.size, self.mismatched, self.finished)
+    }
+
+    fn send_next(&mut self, ctx: &mut Context<'_, Tally>) -> io::Result<()> {
         let msg: Vec<u8> = (0..self.size)
             .map(|o| pattern(self.id, self.sent, o))
             .collect();
@@ -49,13 +79,13 @@ impl Client {
     }
 }
 
-impl Dispatcher for Client {
-    fn handle_connect(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+impl Dispatcher<Tally> for Client {
+    fn handle_connect(&mut self, ctx: &mut Context<'_, Tally>) -> io::Result<()> {
         ctx.set_nodelay(true)?;
         self.send_next(ctx)
     }
 
-    fn handle_read(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+    fn handle_read(&mut self, ctx: &mut Context<'_, Tally>) -> io::Result<()> {
         let mut buf = [0u8; 65536];
         let n = ctx.recv(&mut buf)?;
         for &b in &buf[..n] {
@@ -68,6 +98,7 @@ impl Dispatcher for Client {
         let complete = self.received / self.size;
         if complete == self.messages {
             self.finished = true;
+            ctx.state_mut().add(self.outcome());
             ctx.close();
         } else if complete == self.sent {
             self.send_next(ctx)?;
@@ -75,22 +106,10 @@ impl Dispatcher for Client {
         Ok(())
     }
 
-    fn handle_close(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+    fn handle_close(&mut self, ctx: &mut Context<'_, Tally>) -> io::Result<()> {
+        ctx.state_mut().add(self.outcome());
         ctx.close();
         Ok(())
-    }
-}
-
-impl Drop for Client {
-    fn drop(&mut self) {
-        let mut t = self.tally.borrow_mut();
-        t.messages += self.received / self.size.max(1);
-        t.mismatched += self.mismatched;
-        if self.finished {
-            t.done += 1;
-        } else {
-            t.failed += 1;
-        }
     }
 }
 
@@ -142,8 +161,7 @@ fn parse_args() -> io::Result<Args> {
 }
 
 fn run(args: Args) -> io::Result<bool> {
-    let tally = std::rc::Rc::new(std::cell::RefCell::new(Tally::default()));
-    let mut event_loop = EventLoop::with_backend(args.backend)?;
+    let mut event_loop = EventLoop::with_backend_and_state(args.backend, Tally::default())?;
     for id in 0..args.clients {
         let mut ch = Channel::create_socket(Domain::for_address(args.addr), Type::STREAM)?;
         ch.connect(args.addr)?;
@@ -157,18 +175,15 @@ fn run(args: Args) -> io::Result<bool> {
                 received: 0,
                 mismatched: 0,
                 finished: false,
-                tally: tally.clone(),
             },
         )?;
     }
     // SIGINT / SIGTERM: close every client, report what was done, exit 0 (an interrupted
     // run is not a failed one).
-    let interrupted = std::rc::Rc::new(std::cell::Cell::new(false));
     for sig in [sockloop::signal::SIGINT, sockloop::signal::SIGTERM] {
-        let interrupted = interrupted.clone();
-        event_loop.add_signal_handler(sig, move |lp, _| {
-            interrupted.set(true);
-            lp.close_all();
+        event_loop.add_signal_handler(sig, |lp, _| {
+            lp.state_mut().interrupted = true;
+            close_all(lp);
             lp.stop();
         })?;
     }
@@ -176,8 +191,8 @@ fn run(args: Args) -> io::Result<bool> {
     // Bounded: a silent server fails the run after 10 s without progress per iteration.
     event_loop.run(Some(Duration::from_secs(10)), None)?;
     let elapsed = start.elapsed().as_secs_f64();
-    event_loop.close_all();
-    let t = tally.borrow();
+    close_all(&mut event_loop);
+    let t = event_loop.into_state();
     println!(
         "{} clients x {} messages of {} bytes on {}: {} done, {} failed, {} messages, {} mismatched bytes, {:.0} msgs/s",
         args.clients,
@@ -190,7 +205,7 @@ fn run(args: Args) -> io::Result<bool> {
         t.mismatched,
         t.messages as f64 / elapsed
     );
-    if interrupted.get() {
+    if t.interrupted {
         println!("interrupted");
         return Ok(t.mismatched == 0);
     }

@@ -1,4 +1,4 @@
-//! An echo server on sockloop.
+//! An echo server on sockloop: the README's example, with flags.
 //!
 //! Run: `cargo run --release --example echo_server -- --addr 127.0.0.1:7000 --backend epoll`
 //! (`--backend` is one of select, poll, epoll; defaults: 127.0.0.1:7000, epoll). When ready
@@ -8,77 +8,38 @@
 //! (`SO_REUSEPORT`, see `LoopGroup`). SIGINT or SIGTERM closes every connection and exits
 //! with status 0.
 //!
-//! Back-pressure: while a client's unsent output is over `MAX_QUEUED`, the server stops
-//! reading from that client (its `readable()` is false), so a client that sends without
-//! reading cannot make the server buffer without bound, and no byte is ever dropped.
+//! Half-close: a client that ends its input gets the rest of its echo, then the server
+//! closes (the default `handle_eof`). The output queue is not bounded here: a client that
+//! sends without reading makes the server buffer what it sent (`examples/relay.rs` shows
+//! flow control; the benchmarks' tuned variant, `bench/src/bin/sockloop_echo.rs`, stops
+//! reading above a mark).
 
-use std::cell::RefCell;
 use std::io::{self, Write};
 use std::process::ExitCode;
-use std::rc::Rc;
 use std::time::Duration;
 
 use sockloop::{signal, Backend, Channel, Context, Dispatcher, EventLoop, LoopGroup, SockAddr};
 
-/// Stop reading from a client while this much of its echo is still unsent.
-const MAX_QUEUED: usize = 256 * 1024;
+struct Server;
+struct Echo;
 
-/// One read buffer shared by every connection: the loop runs one hook at a time, so a
-/// per-connection buffer would only cost memory, and a fresh zeroed array per read would
-/// cost a 64 KiB memset per message.
-type SharedBuf = Rc<RefCell<Vec<u8>>>;
-
-/// The listening channel's dispatcher: wraps each accepted socket in an [`Echo`].
-pub struct Listener {
-    buf: SharedBuf,
-}
-
-impl Default for Listener {
-    /// A listener with its own 64 KiB read buffer, shared by the connections it accepts.
-    fn default() -> Listener {
-        Listener {
-            buf: Rc::new(RefCell::new(vec![0u8; 65536])),
-        }
-    }
-}
-
-impl Dispatcher for Listener {
+impl Dispatcher for Server {
     fn handle_accepted(
         &mut self,
         ctx: &mut Context<'_>,
         channel: Channel,
         _: SockAddr,
     ) -> io::Result<()> {
-        let mut ch = channel;
-        ch.set_nodelay(true)?;
-        ctx.handle().add(
-            ch,
-            Echo {
-                buf: self.buf.clone(),
-            },
-        )?;
+        ctx.handle().add(channel, Echo)?;
         Ok(())
     }
-}
-
-struct Echo {
-    buf: SharedBuf,
 }
 
 impl Dispatcher for Echo {
-    fn readable(&self, ch: &Channel) -> bool {
-        ch.pending_output() < MAX_QUEUED
-    }
-
     fn handle_read(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
-        let mut buf = self.buf.borrow_mut();
-        let n = ctx.recv(&mut buf)?;
-        ctx.push(&buf[..n])
-    }
-
-    fn handle_close(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
-        ctx.close();
-        Ok(())
+        let mut buf = [0u8; 4096];
+        let n = ctx.recv(&mut buf)?; // 0: nothing yet, or end of file (then handle_eof)
+        ctx.push(&buf[..n]) // sends now; what the OS refuses is queued, in order
     }
 }
 
@@ -131,15 +92,13 @@ fn serve(args: Args) -> io::Result<()> {
         let listener = Channel::tcp_listener(args.addr, 1024)?;
         let bound = listener.local_inet_addr()?;
         let mut event_loop = EventLoop::with_backend(args.backend)?;
-        event_loop.add(listener, Listener::default())?;
+        event_loop.add(listener, Server)?;
         event_loop.stop_on_signals(&exit_signals)?;
         println!("listening on {bound}");
         io::stdout().flush()?;
         return event_loop.run(Some(Duration::from_secs(30)), None);
     }
-    let group = LoopGroup::listen(args.addr, args.threads, args.backend, |_, _| {
-        Ok(Listener::default())
-    })?;
+    let group = LoopGroup::listen(args.addr, args.threads, args.backend, |_, _| Ok(Server))?;
     // The main thread only waits for the exit signal; the group's loops serve.
     let mut main_loop = EventLoop::with_backend(args.backend)?;
     main_loop.stop_on_signals(&exit_signals)?;

@@ -25,7 +25,6 @@ use std::os::fd::BorrowedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::rc::Rc;
 use std::time::Duration;
 
 use sockloop::chat::{AsyncChat, ChatContext, ChatHandler, Terminator};
@@ -61,30 +60,39 @@ impl Response {
     }
 }
 
+/// The loop's state, shared by every connection.
+struct Site {
+    /// The directory served (canonical).
+    root: PathBuf,
+}
+
 /// One connection: a request head, then maybe a counted body, then the response.
 struct Http {
-    root: Rc<PathBuf>,
     head: Vec<u8>,
     /// The response waiting for the request's body to be read.
     waiting: Option<Response>,
 }
 
-impl ChatHandler for Http {
-    fn collect_incoming_data(&mut self, _: &mut ChatContext<'_>, data: &[u8]) -> io::Result<()> {
+impl ChatHandler<Site> for Http {
+    fn collect_incoming_data(
+        &mut self,
+        _: &mut ChatContext<'_, Site>,
+        data: &[u8],
+    ) -> io::Result<()> {
         if self.waiting.is_none() {
             self.head.extend_from_slice(data); // a body is read and dropped
         }
         Ok(())
     }
 
-    fn found_terminator(&mut self, ctx: &mut ChatContext<'_>) -> io::Result<()> {
+    fn found_terminator(&mut self, ctx: &mut ChatContext<'_, Site>) -> io::Result<()> {
         if let Some(response) = self.waiting.take() {
             // The body is in: back to request heads.
             ctx.set_terminator(Terminator::Bytes(b"\r\n\r\n".to_vec()))?;
             return send(ctx, response);
         }
         let head = std::mem::take(&mut self.head);
-        let (response, body_len) = respond(&self.root, &head);
+        let (response, body_len) = respond(&ctx.state().root, &head);
         match body_len {
             Some(n) if n > 0 => {
                 ctx.set_terminator(Terminator::Count(n))?;
@@ -97,7 +105,7 @@ impl ChatHandler for Http {
 
     fn handle_record_too_long(
         &mut self,
-        ctx: &mut ChatContext<'_>,
+        ctx: &mut ChatContext<'_, Site>,
         _: io::Error,
     ) -> io::Result<()> {
         self.head.clear();
@@ -106,7 +114,7 @@ impl ChatHandler for Http {
 }
 
 /// Queues `r`: the head as bytes, the file as a producer; then closes unless kept alive.
-fn send(ctx: &mut ChatContext<'_>, r: Response) -> io::Result<()> {
+fn send(ctx: &mut ChatContext<'_, Site>, r: Response) -> io::Result<()> {
     let connection = if r.keep_alive { "keep-alive" } else { "close" };
     let head = format!(
         "HTTP/1.0 {}\r\n{}Connection: {connection}\r\n\r\n",
@@ -292,19 +300,16 @@ impl Producer for LazyFile {
 }
 
 /// The listening channel: one [`Http`] chat per accepted socket.
-struct Listener {
-    root: Rc<PathBuf>,
-}
+struct Listener;
 
-impl Dispatcher for Listener {
+impl Dispatcher<Site> for Listener {
     fn handle_accepted(
         &mut self,
-        ctx: &mut Context<'_>,
+        ctx: &mut Context<'_, Site>,
         channel: Channel,
         _: SockAddr,
     ) -> io::Result<()> {
         let mut chat = AsyncChat::new(Http {
-            root: self.root.clone(),
             head: Vec::new(),
             waiting: None,
         });
@@ -359,15 +364,10 @@ fn run() -> io::Result<()> {
     let root = root
         .canonicalize()
         .map_err(|e| io::Error::new(e.kind(), format!("--root {}: {e}", root.display())))?;
-    let mut event_loop = EventLoop::with_backend(backend)?;
+    let mut event_loop = EventLoop::with_backend_and_state(backend, Site { root })?;
     let listener = Channel::tcp_listener(addr, 128)?;
     let bound = listener.local_inet_addr()?;
-    event_loop.add(
-        listener,
-        Listener {
-            root: Rc::new(root),
-        },
-    )?;
+    event_loop.add(listener, Listener)?;
     event_loop.stop_on_signals(&[signal::SIGINT, signal::SIGTERM])?;
     let mut out = io::stdout();
     writeln!(out, "listening on {bound}")?;

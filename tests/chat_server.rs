@@ -13,7 +13,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use chat_server::Config;
+use chat_server::{Config, Room};
 use example_proc::Server;
 use sockloop::{Backend, Domain, EventLoop, Socket, Type};
 use util::run_until;
@@ -72,8 +72,8 @@ impl Client {
 
 /// Runs the room on `backend` until `clients` (a thread driving sockets) finishes.
 fn with_room(backend: Backend, config: Config, clients: impl FnOnce(SocketAddr) + Send + 'static) {
-    let mut ev = EventLoop::with_backend(backend).unwrap();
-    let addr = chat_server::listen(&mut ev, "127.0.0.1:0".parse().unwrap(), config).unwrap();
+    let mut ev = EventLoop::with_backend_and_state(backend, Room::new(config)).unwrap();
+    let addr = chat_server::listen(&mut ev, "127.0.0.1:0".parse().unwrap()).unwrap();
     assert_ne!(addr.port(), 0);
     let handle: JoinHandle<()> = std::thread::spawn(move || clients(addr));
     run_until(&mut ev, "the clients' script finished", |_| {
@@ -220,10 +220,9 @@ fn room_waits_for_a_member_that_does_not_read(backend: Backend) {
         stall_timeout: None,
         ..Config::default()
     };
-    let mut ev = EventLoop::with_backend(backend).unwrap();
-    let (addr, room) =
-        chat_server::listen_room(&mut ev, "127.0.0.1:0".parse().unwrap(), config).unwrap();
-    let connect = |ev: &mut EventLoop, rcvbuf: usize| {
+    let mut ev = EventLoop::with_backend_and_state(backend, Room::new(config)).unwrap();
+    let addr = chat_server::listen(&mut ev, "127.0.0.1:0".parse().unwrap()).unwrap();
+    let connect = |ev: &mut EventLoop<Room>, rcvbuf: usize| {
         let sock = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
         sock.set_recv_buffer_size(rcvbuf).unwrap();
         sock.connect(&addr.into()).unwrap();
@@ -231,8 +230,8 @@ fn room_waits_for_a_member_that_does_not_read(backend: Backend) {
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
-        let n = room.borrow().tokens().len();
-        run_until(ev, "joined", |_| room.borrow().tokens().len() == n + 1);
+        let n = ev.state().tokens().len();
+        run_until(ev, "joined", |ev| ev.state().tokens().len() == n + 1);
         stream
     };
     let talker = connect(&mut ev, 65536);
@@ -241,10 +240,10 @@ fn room_waits_for_a_member_that_does_not_read(backend: Backend) {
     let all: String = (0..LINES).map(|i| format!("{i:06} {filler}\n")).collect();
     let mut writer = talker.try_clone().unwrap();
     let flood = std::thread::spawn(move || writer.write_all(all.as_bytes()).unwrap());
-    run_until(&mut ev, "the room filled up", |_| {
-        room.borrow().is_congested()
+    run_until(&mut ev, "the room filled up", |ev| {
+        ev.state().is_congested()
     });
-    let tokens = room.borrow().tokens();
+    let tokens = ev.state().tokens();
     for _ in 0..50 {
         ev.poll_once(Some(util::STEP)).unwrap();
         for &t in &tokens {
@@ -252,11 +251,11 @@ fn room_waits_for_a_member_that_does_not_read(backend: Backend) {
             assert!(queued <= MAX_QUEUE + 17 * 1024, "{queued} bytes queued");
         }
         assert!(
-            room.borrow().is_congested(),
+            ev.state().is_congested(),
             "the room stays full: talkers wait"
         );
     }
-    assert_eq!(room.borrow().tokens(), tokens, "nobody was cut");
+    assert_eq!(ev.state().tokens(), tokens, "nobody was cut");
     let read_all = std::thread::spawn(move || {
         let mut c = Client::from_stream(sleeper);
         for i in 0..LINES {
@@ -277,7 +276,49 @@ fn room_waits_for_a_member_that_does_not_read(backend: Backend) {
     drop(talker);
 }
 
+/// Two members flood each other before either reads: each is a congested member and a
+/// waiting talker at once. Once they read, the room clears and both talkers resume (also
+/// the one whose own drained queue cleared the room), and every line arrives, in order.
+fn mutual_flood_resumes_both_talkers(backend: Backend) {
+    const LINES: usize = 20_000;
+    let config = Config {
+        max_queue: 16 * 1024,
+        stall_timeout: None,
+        ..Config::default()
+    };
+    with_room(backend, config, |addr| {
+        let clients = [Client::connect(addr), Client::connect(addr)];
+        let filler = "f".repeat(60);
+        let threads: Vec<_> = clients
+            .into_iter()
+            .enumerate()
+            .map(|(me, mut c)| {
+                let mut writer = c.writer.try_clone().unwrap();
+                let all: String = (0..LINES).map(|i| format!("{i:06} {filler}\n")).collect();
+                let flood = std::thread::spawn(move || writer.write_all(all.as_bytes()).unwrap());
+                std::thread::spawn(move || {
+                    // Let both queues fill before reading.
+                    std::thread::sleep(Duration::from_millis(300));
+                    let other = 2 - me; // guest1 / guest2
+                    for i in 0..LINES {
+                        let line = c.recv();
+                        assert!(
+                            line.starts_with(&format!("<guest{other}> {i:06} ")),
+                            "{line:.40}"
+                        );
+                    }
+                    flood.join().unwrap();
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+    });
+}
+
 backend_tests!(
+    mutual_flood_resumes_both_talkers,
     room_waits_for_a_member_that_does_not_read,
     nick_who_say_quit,
     long_line_is_refused_and_closed,

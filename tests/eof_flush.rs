@@ -214,6 +214,50 @@ backend_tests!(
     eof_after_request_keeps_a_close_when_done_reply_whole,
 );
 
+/// Rust code without white space, comments or trailing commas: two snippets that differ
+/// only in formatting compare equal.
+fn code_only(text: &str) -> String {
+    let code: String = text
+        .lines()
+        .map(|l| l.split("//").next().unwrap_or(""))
+        .collect::<String>()
+        .split_whitespace()
+        .collect();
+    code.replace(",)", ")")
+}
+
+/// The echo example's handlers (`Server` and `Echo`) are the README's, and the crate
+/// docs', so the README's first command runs the code it shows.
+#[test]
+fn echo_example_handlers_are_the_readmes() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let example = std::fs::read_to_string(format!("{root}/examples/echo_server.rs")).unwrap();
+    let start = example
+        .find("struct Server;")
+        .expect("struct Server in the example");
+    let echo = example
+        .find("impl Dispatcher for Echo")
+        .expect("impl Dispatcher for Echo");
+    let end = echo + example[echo..].find("\n}\n").expect("the end of that impl") + 2;
+    let handlers = code_only(&example[start..end]);
+    assert!(handlers.ends_with("ctx.push(&buf[..n])}}"), "{handlers}");
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    assert!(
+        code_only(&readme).contains(&handlers),
+        "README.md differs from the example"
+    );
+    let lib = std::fs::read_to_string(format!("{root}/src/lib.rs")).unwrap();
+    let lib: String = lib
+        .lines()
+        .filter_map(|l| l.strip_prefix("//!"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        code_only(&lib).contains(&handlers),
+        "the crate docs differ from the example"
+    );
+}
+
 /// The echo example (the README's first command) on every backend, black box.
 #[test]
 fn echo_example_returns_everything_to_a_half_closed_client() {

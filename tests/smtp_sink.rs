@@ -13,12 +13,11 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use example_proc::Server;
 use rustix::process::Signal;
-use smtp_sink::{Config, Session};
+use smtp_sink::{Config, Session, Sink};
 use sockloop::chat::Scripted;
 use sockloop::{Backend, EventLoop};
 use util::run_until;
@@ -69,12 +68,13 @@ fn config(dir: &Path, max_size: usize) -> Config {
     }
 }
 
-fn session(dir: &Path, max_size: usize) -> Scripted<Session> {
-    Scripted::new(Session::chat(Rc::new(config(dir, max_size))).unwrap())
+fn session(dir: &Path, max_size: usize) -> Scripted<Session, Sink> {
+    let sink = Sink::inline(config(dir, max_size)).unwrap();
+    Scripted::with_state(Session::chat().unwrap(), sink)
 }
 
 /// Feeds `input`, returns the reply codes sent (one per final reply line).
-fn codes(s: &mut Scripted<Session>, input: &[u8]) -> Vec<u16> {
+fn codes(s: &mut Scripted<Session, Sink>, input: &[u8]) -> Vec<u16> {
     s.feed(input).unwrap();
     let out = String::from_utf8(s.take_output()).unwrap();
     out.split("\r\n")
@@ -93,7 +93,7 @@ fn file(from: &str, rcpts: &str, body: &[u8]) -> Vec<u8> {
 fn greeting_helo_ehlo() {
     let dir = temp_dir("greeting");
     let mut s = session(&dir, 1000);
-    let greeting = String::from_utf8(s.handler().greeting()).unwrap();
+    let greeting = String::from_utf8(s.state().greeting()).unwrap();
     assert!(
         greeting.starts_with("220 ") && greeting.ends_with("\r\n"),
         "{greeting:?}"
@@ -389,13 +389,9 @@ impl Client {
 
 fn sockets_concurrent_clients(backend: Backend) {
     let dir = temp_dir(&format!("sockets-{}", backend.name()));
-    let mut ev = EventLoop::with_backend(backend).unwrap();
-    let addr = smtp_sink::listen(
-        &mut ev,
-        "127.0.0.1:0".parse().unwrap(),
-        config(&dir, 1 << 20),
-    )
-    .unwrap();
+    let sink = Sink::new(config(&dir, 1 << 20)).unwrap();
+    let mut ev = EventLoop::with_backend_and_state(backend, sink).unwrap();
+    let addr = smtp_sink::listen(&mut ev, "127.0.0.1:0".parse().unwrap()).unwrap();
     let clients: Vec<_> = (0..4)
         .map(|i| {
             std::thread::spawn(move || {
@@ -454,13 +450,9 @@ fn python_smtplib(backend: Backend) {
     let maildir = dir.join("maildir");
     let expectdir = dir.join("expect");
     std::fs::create_dir_all(&expectdir).unwrap();
-    let mut ev = EventLoop::with_backend(backend).unwrap();
-    let addr = smtp_sink::listen(
-        &mut ev,
-        "127.0.0.1:0".parse().unwrap(),
-        config(&maildir, MAX_SIZE),
-    )
-    .unwrap();
+    let sink = Sink::new(config(&maildir, MAX_SIZE)).unwrap();
+    let mut ev = EventLoop::with_backend_and_state(backend, sink).unwrap();
+    let addr = smtp_sink::listen(&mut ev, "127.0.0.1:0".parse().unwrap()).unwrap();
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_string());
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/smtp_client.py");
     let mut child = Command::new(&python)

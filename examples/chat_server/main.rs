@@ -23,7 +23,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use room::Config;
+use room::{Config, Room};
 use sockloop::{signal, Backend, EventLoop};
 
 struct Args {
@@ -76,8 +76,8 @@ fn parse_args() -> io::Result<Args> {
 }
 
 fn serve(args: Args) -> io::Result<()> {
-    let mut event_loop = EventLoop::with_backend(args.backend)?;
-    let bound = room::listen(&mut event_loop, args.addr, args.config)?;
+    let mut event_loop = EventLoop::with_backend_and_state(args.backend, Room::new(args.config))?;
+    let bound = room::listen(&mut event_loop, args.addr)?;
     event_loop.stop_on_signals(&[signal::SIGINT, signal::SIGTERM])?;
     let mut out = io::stdout();
     writeln!(out, "listening on {bound}")?;

@@ -38,10 +38,8 @@
 //! member of a silent room that says nothing is. Dead peers that are sent lines are found
 //! by the stall rule instead.
 
-use std::cell::RefCell;
 use std::collections::{HashSet, VecDeque};
 use std::io;
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use sockloop::chat::{AsyncChat, ChatContext, ChatHandler, Terminator};
@@ -52,8 +50,7 @@ mod conn;
 #[path = "text.rs"]
 mod text;
 
-#[allow(unused_imports)] // the tests use listen_room
-pub use conn::{listen, listen_room, Conn};
+pub use conn::{listen, Conn};
 pub use text::{is_valid_nick, nick_key, sanitize};
 
 /// The most fan-out bytes (line bytes × recipients) one talker's turn relays.
@@ -103,7 +100,8 @@ struct Seat {
     drained: Instant,
 }
 
-/// Who is in the room, in joining order, and the flow-control state.
+/// Who is in the room, in joining order, and the flow-control state: the loop's state
+/// (`EventLoop<Room>`), reached by every channel and timer through `state()`.
 pub struct Room {
     config: Config,
     members: Vec<Seat>,
@@ -114,10 +112,18 @@ pub struct Room {
     waiting: Vec<Token>,
 }
 
-/// The room, shared by its channels and its sweep timer.
-pub type Shared = Rc<RefCell<Room>>;
-
 impl Room {
+    /// An empty room with these limits.
+    pub fn new(config: Config) -> Room {
+        Room {
+            config,
+            members: Vec::new(),
+            guests: 0,
+            congested: HashSet::new(),
+            waiting: Vec::new(),
+        }
+    }
+
     /// The members' channels, in joining order.
     pub fn tokens(&self) -> Vec<Token> {
         self.members.iter().map(|m| m.token).collect()
@@ -206,40 +212,38 @@ impl Room {
 }
 
 /// The listening channel: every accepted connection joins the room.
-pub struct Listener {
-    room: Shared,
-}
+pub struct Listener;
 
-impl Dispatcher for Listener {
+impl Dispatcher<Room> for Listener {
     fn handle_accepted(
         &mut self,
-        ctx: &mut Context<'_>,
+        ctx: &mut Context<'_, Room>,
         channel: Channel,
         _: SockAddr,
     ) -> io::Result<()> {
         let mut ch = channel;
         ch.set_nodelay(true)?;
-        let config = self.room.borrow().config;
-        let name = self.room.borrow_mut().next_guest();
+        let config = ctx.state().config;
+        let name = ctx.state_mut().next_guest();
         ch.push(
             format!("welcome to the sockloop chat, {name}; commands: /nick NAME, /who, /quit\n")
                 .as_bytes(),
         )?;
         let mut chat = AsyncChat::new(Client {
-            room: self.room.clone(),
             line: Vec::new(),
             backlog: VecDeque::new(),
             closing: false,
             who_credit: 4.0 * config.who_rate as f64,
             who_stamp: Instant::now(),
             who_wait: false,
+            parked: false,
         });
         chat.set_terminator(Terminator::Bytes(b"\n".to_vec()))?;
         // One more byte for the `\r` that may end a line.
         chat.set_max_record(Some(config.max_line.saturating_add(1)));
         let token = ctx.handle().add(ch, Conn { chat })?;
         let now = Instant::now();
-        self.room.borrow_mut().members.push(Seat {
+        ctx.state_mut().members.push(Seat {
             token,
             key: nick_key(&name),
             name,
@@ -258,7 +262,6 @@ enum Item {
 
 /// One client's protocol state, under the chat layer.
 pub struct Client {
-    room: Shared,
     line: Vec<u8>,
     backlog: VecDeque<Item>,
     closing: bool,
@@ -266,13 +269,29 @@ pub struct Client {
     who_stamp: Instant,
     /// Out of `/who` credit: nothing is served until a timer clears it.
     who_wait: bool,
+    /// In the room's `waiting` list: nothing is served until the room clears ([`wake`]).
+    parked: bool,
 }
 
-impl ChatHandler for Client {
-    fn collect_incoming_data(&mut self, _: &mut ChatContext<'_>, data: &[u8]) -> io::Result<()> {
+/// Lets talkers that waited for the room to clear be served again.
+fn wake(lp: &mut LoopHandle<Room>, talkers: Vec<Token>) {
+    for t in talkers {
+        // dispatcher_mut re-asks its predicates
+        if let Some(conn) = lp.dispatcher_mut::<Conn>(t) {
+            conn.chat.handler_mut().parked = false;
+        }
+    }
+}
+
+impl ChatHandler<Room> for Client {
+    fn collect_incoming_data(
+        &mut self,
+        ctx: &mut ChatContext<'_, Room>,
+        data: &[u8],
+    ) -> io::Result<()> {
         // Grow by doubling, but never past the longest line: a line at the limit holds
         // max_line + 1 bytes, not twice that.
-        let max = self.room.borrow().config.max_line.saturating_add(1);
+        let max = ctx.state().config.max_line.saturating_add(1);
         let need = self.line.len() + data.len();
         if need > self.line.capacity() {
             let want = need.max(2 * self.line.capacity()).min(max.max(need));
@@ -282,7 +301,7 @@ impl ChatHandler for Client {
         Ok(())
     }
 
-    fn found_terminator(&mut self, _: &mut ChatContext<'_>) -> io::Result<()> {
+    fn found_terminator(&mut self, _: &mut ChatContext<'_, Room>) -> io::Result<()> {
         let line = std::mem::take(&mut self.line);
         if !self.closing {
             self.backlog.push_back(Item::Line(line));
@@ -290,7 +309,11 @@ impl ChatHandler for Client {
         Ok(())
     }
 
-    fn handle_record_too_long(&mut self, _: &mut ChatContext<'_>, _: io::Error) -> io::Result<()> {
+    fn handle_record_too_long(
+        &mut self,
+        _: &mut ChatContext<'_, Room>,
+        _: io::Error,
+    ) -> io::Result<()> {
         self.line = Vec::new();
         if !self.closing {
             self.backlog.push_back(Item::TooLong);
@@ -298,12 +321,10 @@ impl ChatHandler for Client {
         Ok(())
     }
 
-    fn handle_close(&mut self, ctx: &mut ChatContext<'_>) -> io::Result<()> {
+    fn handle_close(&mut self, ctx: &mut ChatContext<'_, Room>) -> io::Result<()> {
         let me = ctx.token();
-        let wake = self.room.borrow_mut().leave(me);
-        for t in wake {
-            ctx.handle().touch(t);
-        }
+        let talkers = ctx.state_mut().leave(me);
+        wake(ctx.handle(), talkers);
         ctx.close();
         Ok(())
     }
@@ -312,7 +333,7 @@ impl ChatHandler for Client {
 impl Client {
     /// Serves the backlog until it is empty, the turn's budget is spent, the room is
     /// congested or the client's own replies pile up.
-    fn pump(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+    fn pump(&mut self, ctx: &mut Context<'_, Room>) -> io::Result<()> {
         let me = ctx.token();
         let mut budget = TURN_BUDGET;
         while !self.backlog.is_empty() {
@@ -323,14 +344,13 @@ impl Client {
             if ctx.pending_output() > OWN_HIGH {
                 break; // handle_write pumps again once the replies drain
             }
-            {
-                let mut room = self.room.borrow_mut();
-                if !room.congested.is_empty() {
-                    if !room.waiting.contains(&me) {
-                        room.waiting.push(me);
-                    }
-                    break;
+            let room = ctx.state_mut();
+            if !room.congested.is_empty() {
+                if !room.waiting.contains(&me) {
+                    room.waiting.push(me);
                 }
+                self.parked = true;
+                break;
             }
             if budget == 0 || self.who_wait {
                 break; // writable() asks for another turn next iteration
@@ -349,8 +369,7 @@ impl Client {
             if line.last() == Some(&b'\r') {
                 line.pop();
             }
-            let max_line = self.room.borrow().config.max_line;
-            if line.len() > max_line {
+            if line.len() > ctx.state().config.max_line {
                 self.backlog.push_front(Item::TooLong);
                 continue;
             }
@@ -376,8 +395,8 @@ impl Client {
 
     /// Answers `/who`, or, without credit, puts it back and pauses this client until the
     /// credit is there (it is not read meanwhile): false then.
-    fn who(&mut self, ctx: &mut Context<'_>) -> io::Result<bool> {
-        let rate = self.room.borrow().config.who_rate.max(1) as f64;
+    fn who(&mut self, ctx: &mut Context<'_, Room>) -> io::Result<bool> {
+        let rate = ctx.state().config.who_rate.max(1) as f64;
         let now = Instant::now();
         let refill = now.duration_since(self.who_stamp).as_secs_f64() * rate;
         self.who_credit = (self.who_credit + refill).min(4.0 * rate);
@@ -387,24 +406,31 @@ impl Client {
             let me = ctx.token();
             let wait = Duration::from_secs_f64(-self.who_credit / rate);
             ctx.handle()
-                .call_later(wait, move |lp: &mut LoopHandle, _| {
+                .call_later(wait, move |lp: &mut LoopHandle<Room>, _| {
                     if let Some(conn) = lp.dispatcher_mut::<Conn>(me) {
                         conn.chat.handler_mut().who_wait = false; // re-asks its predicates
                     }
                 });
             return Ok(false);
         }
-        let reply = {
-            let room = self.room.borrow();
-            let names: Vec<&str> = room.members.iter().map(|m| m.name.as_str()).collect();
-            format!("users: {}\n", names.join(" "))
-        };
+        let names: Vec<&str> = ctx
+            .state()
+            .members
+            .iter()
+            .map(|m| m.name.as_str())
+            .collect();
+        let reply = format!("users: {}\n", names.join(" "));
         self.who_credit -= reply.len() as f64;
         ctx.push_vec(reply.into_bytes())?;
         Ok(true)
     }
 
-    fn nick(&mut self, ctx: &mut Context<'_>, name: &[u8], budget: &mut usize) -> io::Result<()> {
+    fn nick(
+        &mut self,
+        ctx: &mut Context<'_, Room>,
+        name: &[u8],
+        budget: &mut usize,
+    ) -> io::Result<()> {
         if !is_valid_nick(name) {
             return ctx.push(
                 b"error: usage: /nick NAME (1 to 32 of A-Z a-z 0-9 _ -, starting with a letter)\n",
@@ -413,22 +439,14 @@ impl Client {
         let me = ctx.token();
         let name = String::from_utf8_lossy(name).into_owned();
         let key = nick_key(&name);
-        let old = {
-            let mut room = self.room.borrow_mut();
-            match room.holder_of(&key) {
-                Some(t) if t != me => {
-                    drop(room);
-                    return ctx.push(format!("error: {name} is taken\n").as_bytes());
-                }
-                _ => {}
-            }
-            let Some(m) = room.member(me) else {
-                return Ok(());
-            };
-            let old = std::mem::replace(&mut m.name, name.clone());
-            m.key = key;
-            old
+        if ctx.state().holder_of(&key).is_some_and(|t| t != me) {
+            return ctx.push(format!("error: {name} is taken\n").as_bytes());
+        }
+        let Some(m) = ctx.state_mut().member(me) else {
+            return Ok(());
         };
+        let old = std::mem::replace(&mut m.name, name.clone());
+        m.key = key;
         ctx.push(b"ok\n")?;
         if old != name {
             self.broadcast(ctx, format!("* {old} is now {name}\n").into_bytes(), budget);
@@ -437,16 +455,12 @@ impl Client {
     }
 
     /// Relays `text` and the text lines right behind it in the backlog, as one batch.
-    fn say(&mut self, ctx: &mut Context<'_>, text: String, budget: &mut usize) {
+    fn say(&mut self, ctx: &mut Context<'_, Room>, text: String, budget: &mut usize) {
         let me = ctx.token();
-        let (prefix, others) = {
-            let room = self.room.borrow();
-            let name = room.name_of(me).unwrap_or("?");
-            (
-                format!("<{name}> "),
-                room.members.len().saturating_sub(1).max(1),
-            )
-        };
+        let room = ctx.state();
+        let prefix = format!("<{}> ", room.name_of(me).unwrap_or("?"));
+        let others = room.members.len().saturating_sub(1).max(1);
+        let max_line = room.config.max_line;
         let limit = (*budget / others).clamp(1, MAX_BATCH);
         let mut batch = Vec::with_capacity(limit.min(4096));
         let mut next = Some(text);
@@ -460,7 +474,7 @@ impl Client {
             // Batch the following plain lines (never a command: those keep their order).
             while let Some(Item::Line(line)) = self.backlog.front() {
                 let line = line.strip_suffix(b"\r").unwrap_or(line);
-                if line.trim_ascii().starts_with(b"/") || line.len() > self.max_line() {
+                if line.trim_ascii().starts_with(b"/") || line.len() > max_line {
                     break;
                 }
                 let plain = sanitize(line);
@@ -474,25 +488,19 @@ impl Client {
         self.broadcast(ctx, batch, budget);
     }
 
-    fn max_line(&self) -> usize {
-        self.room.borrow().config.max_line
-    }
-
     /// Pushes `data` to every other member; notes who is congested now.
-    fn broadcast(&mut self, ctx: &mut Context<'_>, data: Vec<u8>, budget: &mut usize) {
+    fn broadcast(&mut self, ctx: &mut Context<'_, Room>, data: Vec<u8>, budget: &mut usize) {
         let me = ctx.token();
         let now = Instant::now();
-        let targets: Vec<Token> = {
-            let room = self.room.borrow();
-            room.members
-                .iter()
-                .map(|m| m.token)
-                .filter(|&t| t != me)
-                .collect()
-        };
+        let targets: Vec<Token> = ctx
+            .state()
+            .members
+            .iter()
+            .map(|m| m.token)
+            .filter(|&t| t != me)
+            .collect();
         *budget = budget.saturating_sub(data.len().saturating_mul(targets.len().max(1)));
-        let max_queue = self.room.borrow().config.max_queue;
-        let mut room = self.room.borrow_mut();
+        let max_queue = ctx.state().config.max_queue;
         for target in targets {
             let Some(ch) = ctx.channel_mut(target) else {
                 continue;
@@ -503,6 +511,7 @@ impl Client {
                 continue;
             }
             let pending = ch.pending_output();
+            let room = ctx.state_mut();
             if let Some(m) = room.member(target) {
                 m.active = now;
                 if was_empty {
@@ -513,6 +522,6 @@ impl Client {
                 log::debug!("{target:?} has {pending} bytes unsent: talkers wait");
             }
         }
-        room.active(me, now);
+        ctx.state_mut().active(me, now);
     }
 }

@@ -27,7 +27,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use session::Config;
+use session::{Config, Sink};
 use sockloop::{signal, Backend, EventLoop};
 
 struct Args {
@@ -96,13 +96,13 @@ fn parse_args() -> io::Result<Args> {
 }
 
 fn serve(args: Args) -> io::Result<()> {
-    let mut event_loop = EventLoop::with_backend(args.backend)?;
+    let mut event_loop = EventLoop::with_backend_and_state(args.backend, Sink::new(args.config)?)?;
     // Caught, not fatal: a write past RLIMIT_FSIZE then fails with EFBIG (a 552 for that
     // message) instead of the signal's default action killing every session.
     event_loop.add_signal_handler(signal_hook::consts::SIGXFSZ, |_, _| {
         log::warn!("SIGXFSZ: a message reached the file size limit (RLIMIT_FSIZE)");
     })?;
-    let bound = session::listen(&mut event_loop, args.addr, args.config)?;
+    let bound = session::listen(&mut event_loop, args.addr)?;
     event_loop.stop_on_signals(&[signal::SIGINT, signal::SIGTERM])?;
     let mut out = io::stdout();
     writeln!(out, "listening on {bound}")?;

@@ -3,15 +3,14 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::rc::Rc;
 
 use sockloop::chat::AsyncChat;
 use sockloop::{Channel, Context, Dispatcher, EventLoop, LoopHandle, SockAddr, Timeout, Token};
 
-use super::{Config, Maildir, Session, Storage, Writer};
+use super::{Session, Sink, Storage};
 
 /// On the loop thread: hands each result to its session (if it is still connected).
-fn completed(ev: &mut LoopHandle, done: Vec<(Token, u64, io::Result<String>)>) {
+fn completed(ev: &mut LoopHandle<Sink>, done: Vec<(Token, u64, io::Result<String>)>) {
     for (token, seq, result) in done {
         let Some(conn) = ev.dispatcher_mut::<Conn>(token) else {
             if let Ok(name) = &result {
@@ -38,7 +37,7 @@ pub struct Conn {
     chat: AsyncChat<Session>,
 }
 
-impl Dispatcher for Conn {
+impl Dispatcher<Sink> for Conn {
     fn readable(&self, channel: &Channel) -> bool {
         self.chat.readable(channel) && !self.chat.handler().is_backlogged()
     }
@@ -47,23 +46,23 @@ impl Dispatcher for Conn {
         self.chat.writable(channel)
     }
 
-    fn handle_connect(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+    fn handle_connect(&mut self, ctx: &mut Context<'_, Sink>) -> io::Result<()> {
         self.chat.handle_connect(ctx)
     }
 
-    fn handle_read(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+    fn handle_read(&mut self, ctx: &mut Context<'_, Sink>) -> io::Result<()> {
         self.chat.handle_read(ctx)
     }
 
-    fn handle_write(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+    fn handle_write(&mut self, ctx: &mut Context<'_, Sink>) -> io::Result<()> {
         self.chat.handle_write(ctx)
     }
 
-    fn handle_expt(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+    fn handle_expt(&mut self, ctx: &mut Context<'_, Sink>) -> io::Result<()> {
         self.chat.handle_expt(ctx)
     }
 
-    fn handle_eof(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+    fn handle_eof(&mut self, ctx: &mut Context<'_, Sink>) -> io::Result<()> {
         let session = self.chat.handler_mut();
         if session.deferred.is_empty() {
             self.chat.handle_eof(ctx)
@@ -73,74 +72,52 @@ impl Dispatcher for Conn {
         }
     }
 
-    fn handle_timeout(&mut self, ctx: &mut Context<'_>, which: Timeout) -> io::Result<()> {
+    fn handle_timeout(&mut self, ctx: &mut Context<'_, Sink>, which: Timeout) -> io::Result<()> {
         self.chat.handle_timeout(ctx, which)
     }
 
-    fn handle_close(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+    fn handle_close(&mut self, ctx: &mut Context<'_, Sink>) -> io::Result<()> {
         self.chat.handle_close(ctx)
     }
 
-    fn handle_error(&mut self, ctx: &mut Context<'_>, err: io::Error) -> io::Result<()> {
+    fn handle_error(&mut self, ctx: &mut Context<'_, Sink>, err: io::Error) -> io::Result<()> {
         self.chat.handle_error(ctx, err)
     }
 }
 
 /// The listening channel: each connection gets a [`Session`] and the greeting.
-pub struct Listener {
-    config: Rc<Config>,
-    storage: Rc<Storage>,
-}
+pub struct Listener;
 
-impl Dispatcher for Listener {
+impl Dispatcher<Sink> for Listener {
     fn handle_accepted(
         &mut self,
-        ctx: &mut Context<'_>,
+        ctx: &mut Context<'_, Sink>,
         channel: Channel,
         _: SockAddr,
     ) -> io::Result<()> {
         let mut ch = channel;
-        ch.set_idle_timeout(self.config.idle_timeout);
-        let chat = Session::chat_with(self.config.clone(), self.storage.clone())?;
-        ch.push(&chat.handler().greeting())?;
+        ch.set_idle_timeout(ctx.state().config.idle_timeout);
+        ch.push(&ctx.state().greeting())?;
+        let chat = Session::chat()?;
         ctx.handle().add(ch, Conn { chat })?;
         Ok(())
     }
 }
 
-/// Opens the Maildir (creating it, checking that it is writable, removing stale `tmp/`
-/// entries), starts the writer thread and opens the sink on `addr` in `event_loop`;
-/// returns the address it is listening on.
+/// Starts the writer thread (reporting through the loop's `Remote`) and opens the sink on
+/// `addr` in `event_loop`; returns the address it is listening on.
 ///
 /// # Errors
 ///
-/// Maildir and listening errors, naming the path or the address.
-pub fn listen(
-    event_loop: &mut EventLoop,
-    addr: SocketAddr,
-    config: Config,
-) -> io::Result<SocketAddr> {
-    let (maildir, removed) = Maildir::open(&config.maildir)?;
-    if removed > 0 {
-        log::warn!(
-            "removed {removed} stale file(s) from {}",
-            config.maildir.join("tmp").display()
-        );
+/// Listening errors, naming the address; the thread could not be started.
+pub fn listen(event_loop: &mut EventLoop<Sink>, addr: SocketAddr) -> io::Result<SocketAddr> {
+    let remote = event_loop.remote()?;
+    if let Storage::Writer(writer) = &mut event_loop.state_mut().storage {
+        writer.start(remote, completed)?;
     }
-    let storage = Rc::new(Storage::Writer(Writer::spawn(
-        maildir,
-        event_loop.remote()?,
-        completed,
-    )?));
     let listener = Channel::tcp_listener(addr, 1024)
         .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
     let bound = listener.local_inet_addr()?;
-    event_loop.add(
-        listener,
-        Listener {
-            config: Rc::new(config),
-            storage,
-        },
-    )?;
+    event_loop.add(listener, Listener)?;
     Ok(bound)
 }

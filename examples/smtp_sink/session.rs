@@ -33,11 +33,13 @@
 //! waits for that message's `250`. While a session has more than [`MAX_IN_FLIGHT_BYTES`]
 //! of messages or [`MAX_DEFERRED`] replies waiting, it is not read from. The scripted tests
 //! and the fuzz target use [`Storage::Inline`] (same code, on the calling thread).
+//!
+//! The settings and the storage are the loop's state ([`Sink`]): every session reads them
+//! through its context, and the writer's results come back to it through the `Remote`.
 
 use std::collections::VecDeque;
 use std::io;
 use std::path::PathBuf;
-use std::rc::Rc;
 use std::time::Duration;
 
 use sockloop::chat::{AsyncChat, ChatContext, ChatHandler, Terminator};
@@ -80,6 +82,59 @@ pub struct Config {
     pub idle_timeout: Option<Duration>,
 }
 
+/// The loop's state: what every session shares.
+#[derive(Debug)]
+pub struct Sink {
+    /// The settings.
+    pub config: Config,
+    /// Where accepted messages go.
+    pub storage: Storage,
+}
+
+impl Sink {
+    /// Settings with storage on a writer thread, started by [`listen`]: opens the Maildir
+    /// (creating it, checking that it is writable, removing stale `tmp/` entries).
+    ///
+    /// # Errors
+    ///
+    /// Maildir errors, naming the path.
+    pub fn new(config: Config) -> io::Result<Sink> {
+        let (maildir, removed) = Maildir::open(&config.maildir)?;
+        if removed > 0 {
+            log::warn!(
+                "removed {removed} stale file(s) from {}",
+                config.maildir.join("tmp").display()
+            );
+        }
+        Ok(Sink {
+            config,
+            storage: Storage::Writer(Writer::new(maildir)),
+        })
+    }
+
+    /// Settings with inline storage into `config.maildir` (opened, created if needed): for
+    /// scripted use.
+    ///
+    /// # Errors
+    ///
+    /// If the Maildir cannot be opened (the error names the path).
+    pub fn inline(config: Config) -> io::Result<Sink> {
+        let (maildir, _) = Maildir::open(&config.maildir)?;
+        Ok(Sink {
+            config,
+            storage: Storage::Inline(maildir),
+        })
+    }
+
+    /// The `220` greeting sent when a client connects.
+    pub fn greeting(&self) -> Vec<u8> {
+        reply(&format!(
+            "220 {} ESMTP sockloop smtp_sink",
+            self.config.hostname
+        ))
+    }
+}
+
 impl Config {
     /// The defaults, storing into `maildir`.
     pub fn new(maildir: impl Into<PathBuf>) -> Config {
@@ -102,16 +157,16 @@ enum Deferred {
     Close,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 enum Phase {
+    #[default]
     Command,
     Data,
 }
 
 /// One SMTP session: the protocol state machine, as a [`ChatHandler`].
+#[derive(Default)]
 pub struct Session {
-    config: Rc<Config>,
-    storage: Rc<Storage>,
     phase: Phase,
     /// The command line being received (at most 510 bytes: the limit is the scanner's).
     line: Vec<u8>,
@@ -166,59 +221,19 @@ fn stored_reply(result: io::Result<String>) -> Reply {
 }
 
 impl Session {
-    /// A fresh session delivering to `storage`.
-    pub fn new(config: Rc<Config>, storage: Rc<Storage>) -> Session {
-        Session {
-            config,
-            storage,
-            phase: Phase::Command,
-            line: Vec::new(),
-            greeted: false,
-            extended: false,
-            from: None,
-            rcpts: Vec::new(),
-            body: Vec::new(),
-            too_big: false,
-            bare: false,
-            line_start: true,
-            dot_only: false,
-            quit: false,
-            eof: false,
-            deferred: VecDeque::new(),
-            next_seq: 0,
-            in_flight_bytes: 0,
-        }
-    }
-
-    /// The session on a chat channel (CRLF terminator, command line limit), storing
-    /// inline into `config.maildir` (opened, created if needed): for scripted use.
-    ///
-    /// # Errors
-    ///
-    /// If the Maildir cannot be opened (the error names the path).
-    pub fn chat(config: Rc<Config>) -> io::Result<AsyncChat<Session>> {
-        let (maildir, _) = Maildir::open(&config.maildir)?;
-        Session::chat_with(config, Rc::new(Storage::Inline(maildir)))
-    }
-
-    /// The session on a chat channel, delivering to `storage`.
+    /// A fresh session on a chat channel (CRLF terminator, command line limit).
     ///
     /// # Errors
     ///
     /// None in practice (the terminator is valid).
-    pub fn chat_with(config: Rc<Config>, storage: Rc<Storage>) -> io::Result<AsyncChat<Session>> {
-        let mut chat = AsyncChat::new(Session::new(config, storage));
+    pub fn chat() -> io::Result<AsyncChat<Session>> {
+        let mut chat = AsyncChat::new(Session {
+            line_start: true,
+            ..Session::default()
+        });
         chat.set_terminator(Terminator::Bytes(b"\r\n".to_vec()))?;
         chat.set_max_record(Some(MAX_COMMAND_LINE - 2));
         Ok(chat)
-    }
-
-    /// The `220` greeting sent when a client connects.
-    pub fn greeting(&self) -> Vec<u8> {
-        reply(&format!(
-            "220 {} ESMTP sockloop smtp_sink",
-            self.config.hostname
-        ))
     }
 
     /// Bytes of message data held in memory now (bounded by `max_size`), not counting
@@ -246,7 +261,7 @@ impl Session {
     }
 
     /// Sends `answer` now, or after the messages still being stored.
-    fn send(&mut self, ctx: &mut ChatContext<'_>, answer: Reply) -> io::Result<()> {
+    fn send(&mut self, ctx: &mut ChatContext<'_, Sink>, answer: Reply) -> io::Result<()> {
         if self.deferred.is_empty() {
             ctx.push_vec(answer)
         } else {
@@ -286,7 +301,7 @@ impl Session {
         (out, self.eof)
     }
 
-    fn command(&mut self, ctx: &mut ChatContext<'_>, line: &[u8]) -> io::Result<()> {
+    fn command(&mut self, ctx: &mut ChatContext<'_, Sink>, line: &[u8]) -> io::Result<()> {
         if line.iter().any(|&b| b == b'\r' || b == b'\n') {
             return self.send(ctx, reply("500 Error: bare CR or LF in command"));
         }
@@ -304,18 +319,19 @@ impl Session {
             b"HELO" => {
                 self.reset();
                 (self.greeted, self.extended) = (true, false);
-                reply(&format!("250 {}", self.config.hostname))
+                reply(&format!("250 {}", ctx.state().config.hostname))
             }
             b"EHLO" => {
                 self.reset();
                 (self.greeted, self.extended) = (true, true);
                 format!(
                     "250-{}\r\n250-SIZE {}\r\n250-8BITMIME\r\n250 HELP\r\n",
-                    self.config.hostname, self.config.max_size
+                    ctx.state().config.hostname,
+                    ctx.state().config.max_size
                 )
                 .into_bytes()
             }
-            b"MAIL" => self.mail(arg),
+            b"MAIL" => self.mail(arg, ctx.state().config.max_size),
             b"RCPT" => self.rcpt(arg),
             b"DATA" => {
                 let answer = self.data(arg);
@@ -336,7 +352,7 @@ impl Session {
             b"QUIT" if !arg.is_empty() => reply("501 Syntax: QUIT"),
             b"QUIT" => {
                 self.quit = true;
-                let bye = reply(&format!("221 {} Bye", self.config.hostname));
+                let bye = reply(&format!("221 {} Bye", ctx.state().config.hostname));
                 if self.deferred.is_empty() {
                     ctx.push_vec(bye)?;
                     ctx.close_when_done();
@@ -354,7 +370,7 @@ impl Session {
         self.send(ctx, answer)
     }
 
-    fn mail(&mut self, arg: &[u8]) -> Reply {
+    fn mail(&mut self, arg: &[u8], max_size: usize) -> Reply {
         if !self.greeted {
             return reply("503 Error: send HELO first");
         }
@@ -388,7 +404,7 @@ impl Session {
                 _ => return reply("555 MAIL FROM parameters not recognized or not implemented"),
             }
         }
-        if declared > self.config.max_size as u64 {
+        if declared > max_size as u64 {
             return reply("552 Error: message size exceeds fixed maximum message size");
         }
         self.from = Some(addr.to_vec());
@@ -441,11 +457,11 @@ impl Session {
     }
 
     /// Appends message bytes, dropping the body as soon as it is over the limit.
-    fn append(&mut self, data: &[u8]) {
+    fn append(&mut self, data: &[u8], max_size: usize) {
         if self.too_big || self.bare {
             return;
         }
-        if self.body.len() + data.len() > self.config.max_size {
+        if self.body.len() + data.len() > max_size {
             self.too_big = true;
             self.body = Vec::new();
         } else {
@@ -453,7 +469,7 @@ impl Session {
         }
     }
 
-    fn end_of_data(&mut self, ctx: &mut ChatContext<'_>) -> io::Result<()> {
+    fn end_of_data(&mut self, ctx: &mut ChatContext<'_, Sink>) -> io::Result<()> {
         self.phase = Phase::Command;
         ctx.set_max_record(Some(MAX_COMMAND_LINE - 2));
         // A bare CR or LF first: the verdict must not depend on where the reads split.
@@ -475,13 +491,13 @@ impl Session {
         if let Some(answer) = refused {
             return self.send(ctx, answer);
         }
-        match (&*self.storage, ctx.token()) {
-            (Storage::Inline(maildir), _) => {
+        let token = ctx.token();
+        let result = match &ctx.state().storage {
+            Storage::Inline(maildir) => {
                 let result = maildir.deliver(std::slice::from_ref(&message)).pop();
-                let result = result.unwrap_or_else(|| Err(io::Error::other("no result")));
-                self.send(ctx, stored_reply(result))
+                result.unwrap_or_else(|| Err(io::Error::other("no result")))
             }
-            (Storage::Writer(writer), token) => {
+            Storage::Writer(writer) => {
                 let (seq, size) = (self.next_seq, message.size());
                 self.next_seq += 1;
                 match writer.submit(Job {
@@ -492,19 +508,20 @@ impl Session {
                     Ok(()) => {
                         self.in_flight_bytes += size;
                         self.deferred.push_back(Deferred::Message(seq, size));
-                        Ok(())
+                        return Ok(());
                     }
-                    Err(e) => self.send(ctx, stored_reply(Err(e))),
+                    Err(e) => Err(e),
                 }
             }
-        }
+        };
+        self.send(ctx, stored_reply(result))
     }
 }
 
-impl ChatHandler for Session {
+impl ChatHandler<Sink> for Session {
     fn collect_incoming_data(
         &mut self,
-        _: &mut ChatContext<'_>,
+        ctx: &mut ChatContext<'_, Sink>,
         mut data: &[u8],
     ) -> io::Result<()> {
         if self.quit {
@@ -528,14 +545,14 @@ impl ChatHandler for Session {
                         self.bare = true;
                         self.body = Vec::new();
                     }
-                    self.append(data);
+                    self.append(data, ctx.state().config.max_size);
                 }
             }
         }
         Ok(())
     }
 
-    fn found_terminator(&mut self, ctx: &mut ChatContext<'_>) -> io::Result<()> {
+    fn found_terminator(&mut self, ctx: &mut ChatContext<'_, Sink>) -> io::Result<()> {
         if self.quit {
             return Ok(());
         }
@@ -547,7 +564,7 @@ impl ChatHandler for Session {
             Phase::Data if self.dot_only => self.end_of_data(ctx),
             Phase::Data => {
                 (self.line_start, self.dot_only) = (true, false);
-                self.append(b"\r\n");
+                self.append(b"\r\n", ctx.state().config.max_size);
                 Ok(())
             }
         }
@@ -556,7 +573,7 @@ impl ChatHandler for Session {
     /// A command line over 512 bytes: `500`, and the rest of the line is skipped.
     fn handle_record_too_long(
         &mut self,
-        ctx: &mut ChatContext<'_>,
+        ctx: &mut ChatContext<'_, Sink>,
         _: io::Error,
     ) -> io::Result<()> {
         self.line = Vec::new();

@@ -8,12 +8,13 @@ use std::thread::JoinHandle;
 use sockloop::{LoopHandle, Remote, Token};
 
 use super::maildir::{Maildir, Message};
+use super::Sink;
 
 /// The most messages the writer takes in one batch (one sync of `new/`).
 const BATCH: usize = 256;
 
 /// Runs on the loop thread with a batch's results: `(channel, sequence number, result)`.
-pub type Done = fn(&mut LoopHandle, Vec<(Token, u64, io::Result<String>)>);
+pub type Done = fn(&mut LoopHandle<Sink>, Vec<(Token, u64, io::Result<String>)>);
 
 /// Where sessions deliver their messages.
 #[derive(Debug)]
@@ -40,21 +41,37 @@ pub struct Job {
 #[derive(Debug)]
 pub struct Writer {
     jobs: Option<mpsc::Sender<Job>>,
+    /// The Maildir and the job queue, until [`start`](Writer::start) hands them to the thread.
+    idle: Option<(Maildir, mpsc::Receiver<Job>)>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Writer {
-    /// Starts the writer for `maildir`; each batch's results go to `done`, run on the
-    /// loop behind `remote`.
+    /// A writer for `maildir`, not started yet: it lives in the loop's state, and its
+    /// thread reports through that loop's `Remote` ([`start`](Writer::start)). Jobs
+    /// submitted before then wait.
+    pub fn new(maildir: Maildir) -> Writer {
+        let (jobs, rx) = mpsc::channel::<Job>();
+        Writer {
+            jobs: Some(jobs),
+            idle: Some((maildir, rx)),
+            stop: Arc::new(AtomicBool::new(false)),
+            thread: None,
+        }
+    }
+
+    /// Starts the thread; each batch's results go to `done`, run on the loop behind
+    /// `remote`. Does nothing if it runs already.
     ///
     /// # Errors
     ///
     /// If the thread cannot be started.
-    pub fn spawn(maildir: Maildir, remote: Remote, done: Done) -> io::Result<Writer> {
-        let (jobs, rx) = mpsc::channel::<Job>();
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopping = Arc::clone(&stop);
+    pub fn start(&mut self, remote: Remote<Sink>, done: Done) -> io::Result<()> {
+        let Some((maildir, rx)) = self.idle.take() else {
+            return Ok(());
+        };
+        let stopping = Arc::clone(&self.stop);
         let thread = std::thread::Builder::new()
             .name("smtp_sink writer".to_string())
             .spawn(move || {
@@ -80,7 +97,7 @@ impl Writer {
                         .zip(results)
                         .map(|((token, seq), r)| (token, seq, r))
                         .collect();
-                    if remote.call(move |ev| done(ev, results)).is_err() {
+                    if remote.call(move |lp| done(lp, results)).is_err() {
                         return; // the loop is gone
                     }
                 }
@@ -88,11 +105,8 @@ impl Writer {
             .map_err(|e| {
                 io::Error::new(e.kind(), format!("cannot start the writer thread: {e}"))
             })?;
-        Ok(Writer {
-            jobs: Some(jobs),
-            stop,
-            thread: Some(thread),
-        })
+        self.thread = Some(thread);
+        Ok(())
     }
 
     /// Queues `job`.

@@ -30,7 +30,6 @@ use std::cell::Cell;
 use std::collections::HashSet;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
 
 use sockloop::chat::{AsyncChat, ChatContext, ChatHandler, Scripted, Terminator};
 
@@ -167,7 +166,7 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 /// The `buffered` field of `AsyncChat`'s `Debug` output: the bytes its scanner holds.
-pub fn chat_buffered<H: ChatHandler>(chat: &AsyncChat<H>) -> usize {
+pub fn chat_buffered<H>(chat: &AsyncChat<H>) -> usize {
     let text = format!("{chat:?}");
     let at = text
         .find("buffered: ")
@@ -958,9 +957,10 @@ pub fn smtp_run(p: &SmtpProgram, chunks: &[&[u8]]) -> SmtpOutcome {
         max_size: p.max_size,
         ..smtp_sink::Config::new(&dir)
     };
-    let chat = smtp_sink::Session::chat(Rc::new(config)).expect("Session::chat");
-    let mut output = chat.handler().greeting();
-    let mut s = Scripted::new(chat);
+    let sink = smtp_sink::Sink::inline(config).expect("Sink::inline");
+    let mut output = sink.greeting();
+    let chat = smtp_sink::Session::chat().expect("Session::chat");
+    let mut s = Scripted::with_state(chat, sink);
     let mut violations = Vec::new();
     let mut fed = 0;
     for chunk in chunks {

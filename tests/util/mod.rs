@@ -32,10 +32,10 @@ pub const STEP: Duration = Duration::from_millis(10);
 
 /// Steps `event_loop` one iteration at a time until `cond` holds; fails the test with
 /// `what` after 5 seconds.
-pub fn run_until(
-    event_loop: &mut EventLoop,
+pub fn run_until<S: 'static>(
+    event_loop: &mut EventLoop<S>,
     what: &str,
-    mut cond: impl FnMut(&mut EventLoop) -> bool,
+    mut cond: impl FnMut(&mut EventLoop<S>) -> bool,
 ) {
     let deadline = Instant::now() + Duration::from_secs(5);
     while !cond(event_loop) {
