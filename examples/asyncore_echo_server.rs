@@ -3,7 +3,8 @@
 //! porting chapter, `sockloop::guide::porting`).
 //!
 //! Run: `cargo run --example asyncore_echo_server -- --addr 127.0.0.1:8080`
-//! (default `localhost:8080`, as in the Python original; port 0 picks a free one). When
+//! (default `localhost:8080`, as in the Python original; port 0 picks a free one;
+//! `--backend select|poll|epoll`, default epoll, is asyncore's `use_poll`). When
 //! ready it prints `listening on <addr>`, then `Incoming connection from <addr>` for every
 //! client, and echoes what each client sends. Try `nc 127.0.0.1 8080`. SIGINT or SIGTERM
 //! closes every connection and exits with status 0. Logging: `RUST_LOG` (default info).
@@ -13,7 +14,7 @@ use std::net::ToSocketAddrs;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use sockloop::{signal, Channel, Context, Dispatcher, EventLoop, SockAddr};
+use sockloop::{signal, Backend, Channel, Context, Dispatcher, EventLoop, SockAddr};
 
 // class EchoHandler(asyncore.dispatcher_with_send):
 struct EchoHandler;
@@ -49,15 +50,16 @@ impl Dispatcher for EchoServer {
 }
 
 fn run() -> io::Result<()> {
-    let mut addr = String::from("localhost:8080");
+    let (mut addr, mut backend) = (String::from("localhost:8080"), Backend::Epoll);
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         match (flag.as_str(), args.next()) {
             ("--addr", Some(value)) => addr = value,
+            ("--backend", Some(value)) => backend = value.parse()?, // asyncore's use_poll
             _ => {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
-                    format!("unexpected {flag}; usage: asyncore_echo_server [--addr HOST:PORT]"),
+                    format!("unexpected {flag}; usage: asyncore_echo_server [--addr HOST:PORT] [--backend select|poll|epoll]"),
                 ))
             }
         }
@@ -68,7 +70,7 @@ fn run() -> io::Result<()> {
             "the address resolved to nothing",
         )
     })?;
-    let mut event_loop = EventLoop::new()?;
+    let mut event_loop = EventLoop::with_backend(backend)?;
     // create_socket(), set_reuse_addr(), bind((host, port)), listen(5)
     let server = Channel::tcp_listener(addr, 5)?;
     let bound = server.local_inet_addr()?;

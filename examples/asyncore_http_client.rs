@@ -3,7 +3,8 @@
 //! porting chapter, `sockloop::guide::porting`).
 //!
 //! Run: `cargo run --example asyncore_http_client -- --addr www.python.org:80 --path /`
-//! (those are the defaults, as in the Python original). It sends `GET <path> HTTP/1.0`
+//! (those are the defaults, as in the Python original; `--backend select|poll|epoll`,
+//! default epoll, is asyncore's `use_poll`). It sends `GET <path> HTTP/1.0`
 //! (no `Host` header, as the original), writes the raw response to stdout (Python printed
 //! each chunk's `repr`) and exits when the server closes the connection. SIGINT or SIGTERM
 //! closes the connection and exits with status 0. Logging: `RUST_LOG` (default info); a
@@ -13,7 +14,7 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use sockloop::{signal, Channel, Context, Dispatcher, EventLoop};
+use sockloop::{signal, Backend, Channel, Context, Dispatcher, EventLoop};
 
 // class HTTPClient(asyncore.dispatcher):
 struct HttpClient {
@@ -59,20 +60,22 @@ impl Dispatcher for HttpClient {
 
 fn run() -> io::Result<()> {
     let (mut addr, mut path) = (String::from("www.python.org:80"), String::from("/"));
+    let mut backend = Backend::Epoll;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         match (flag.as_str(), args.next()) {
             ("--addr", Some(value)) => addr = value,
             ("--path", Some(value)) => path = value,
+            ("--backend", Some(value)) => backend = value.parse()?, // asyncore's use_poll
             _ => {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
-                    format!("unexpected {flag}; usage: asyncore_http_client [--addr HOST:PORT] [--path PATH]"),
+                    format!("unexpected {flag}; usage: asyncore_http_client [--addr HOST:PORT] [--path PATH] [--backend select|poll|epoll]"),
                 ))
             }
         }
     }
-    let mut event_loop = EventLoop::new()?;
+    let mut event_loop = EventLoop::with_backend(backend)?;
     event_loop.stop_on_signals(&[signal::SIGINT, signal::SIGTERM])?;
     HttpClient::connect(&mut event_loop, &addr, &path)?;
     // asyncore.loop(): returns once the connection is closed.

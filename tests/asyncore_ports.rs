@@ -1,7 +1,8 @@
 //! The ports of CPython's two asyncore documentation examples (examples/asyncore_*.rs),
 //! run as black boxes on loopback: the echo server with real clients, the HTTP client
 //! against a tiny HTTP server started here; both exit 0 on SIGINT / SIGTERM. The binaries
-//! are the ones `cargo test` builds into target/<profile>/examples.
+//! are the ones `cargo test` builds into target/<profile>/examples. Every test runs on
+//! every backend (`--backend`, asyncore's `use_poll`).
 
 mod example_proc;
 
@@ -21,9 +22,11 @@ fn connect(server: &Server) -> TcpStream {
     stream
 }
 
-#[test]
-fn echo_server_echoes_and_keeps_half_closed_replies() {
-    let mut server = Server::start("asyncore_echo_server", &["--addr", "127.0.0.1:0"]);
+fn echo_server_echoes_and_keeps_half_closed_replies(backend: &str) {
+    let mut server = Server::start(
+        "asyncore_echo_server",
+        &["--addr", "127.0.0.1:0", "--backend", backend],
+    );
     let mut a = connect(&server);
     let mut b = connect(&server);
     for (client, word) in [(&mut a, b"one".as_slice()), (&mut b, b"two".as_slice())] {
@@ -53,9 +56,11 @@ fn echo_server_echoes_and_keeps_half_closed_replies() {
     assert!(server.wait_exit(LIMIT).success(), "{}", server.stderr());
 }
 
-#[test]
-fn echo_server_exits_0_on_sigterm_with_a_client() {
-    let mut server = Server::start("asyncore_echo_server", &["--addr", "127.0.0.1:0"]);
+fn echo_server_exits_0_on_sigterm_with_a_client(backend: &str) {
+    let mut server = Server::start(
+        "asyncore_echo_server",
+        &["--addr", "127.0.0.1:0", "--backend", backend],
+    );
     let mut client = connect(&server);
     client.write_all(b"x").unwrap();
     let mut one = [0u8; 1];
@@ -73,9 +78,10 @@ fn echo_server_exits_0_on_sigterm_with_a_client() {
 struct Client(Child);
 
 impl Client {
-    fn start(port: u16, path: &str) -> Client {
+    fn start(port: u16, path: &str, backend: &str) -> Client {
         let child = Command::new(example("asyncore_http_client"))
             .args(["--addr", &format!("127.0.0.1:{port}"), "--path", path])
+            .args(["--backend", backend])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -133,8 +139,7 @@ fn read_head(conn: &mut TcpStream) -> Vec<u8> {
     head
 }
 
-#[test]
-fn http_client_prints_the_whole_response() {
+fn http_client_prints_the_whole_response(backend: &str) {
     let http = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = http.local_addr().unwrap().port();
     // A response bigger than one 8192-byte read, sent in pieces.
@@ -152,7 +157,7 @@ fn http_client_prints_the_whole_response() {
         }
         head // dropping conn closes it: the end of the HTTP/1.0 response
     });
-    let client = Client::start(port, "/index.html");
+    let client = Client::start(port, "/index.html", backend);
     let (ok, out, err) = client.finish();
     assert_eq!(server.join().unwrap(), b"GET /index.html HTTP/1.0\r\n\r\n");
     assert!(ok, "exit status: {err}");
@@ -164,11 +169,10 @@ fn http_client_prints_the_whole_response() {
     );
 }
 
-#[test]
-fn http_client_exits_0_on_sigint_while_waiting() {
+fn http_client_exits_0_on_sigint_while_waiting(backend: &str) {
     let http = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = http.local_addr().unwrap().port();
-    let client = Client::start(port, "/");
+    let client = Client::start(port, "/", backend);
     // The client installs its signal handlers before it connects: once its request is
     // here, SIGINT is handled by the loop. The server never answers.
     let (mut conn, _) = http.accept().unwrap();
@@ -179,15 +183,14 @@ fn http_client_exits_0_on_sigint_while_waiting() {
     assert!(out.is_empty());
 }
 
-#[test]
-fn http_client_reports_a_refused_connect() {
+fn http_client_reports_a_refused_connect(backend: &str) {
     // A port nobody listens on: bind one, note it, close it.
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let (ok, out, err) = Client::start(port, "/").finish();
+    let (ok, out, err) = Client::start(port, "/", backend).finish();
     assert!(
         ok,
         "like the Python original, a refused connect is logged, not fatal"
@@ -195,3 +198,26 @@ fn http_client_reports_a_refused_connect() {
     assert!(out.is_empty());
     assert!(err.contains("refused"), "stderr: {err}");
 }
+
+/// One `#[test]` per scenario and backend.
+macro_rules! on_every_backend {
+    ($($scenario:ident),* $(,)?) => {
+        mod select {
+            $(#[test] fn $scenario() { super::$scenario("select") })*
+        }
+        mod poll {
+            $(#[test] fn $scenario() { super::$scenario("poll") })*
+        }
+        mod epoll {
+            $(#[test] fn $scenario() { super::$scenario("epoll") })*
+        }
+    };
+}
+
+on_every_backend!(
+    echo_server_echoes_and_keeps_half_closed_replies,
+    echo_server_exits_0_on_sigterm_with_a_client,
+    http_client_prints_the_whole_response,
+    http_client_exits_0_on_sigint_while_waiting,
+    http_client_reports_a_refused_connect,
+);
