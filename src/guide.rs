@@ -3,9 +3,11 @@
 //! Short chapters, each a page of prose around programs you can run. Every code block in
 //! them is a doctest: `cargo test --doc` compiles all of them and runs every one that
 //! ends by itself (on loopback, port 0, with every loop bounded in time and in
-//! iterations). The two that serve forever are the examples
-//! `examples/asyncore_echo_server.rs` and `examples/asyncore_http_client.rs`, included
-//! verbatim in [the porting chapter](porting) and run by `tests/asyncore_ports.rs`.
+//! iterations). The few marked `no_run` serve until a signal, and each is a tested
+//! example: `examples/asyncore_echo_server.rs` and `examples/asyncore_http_client.rs`,
+//! included verbatim in [the porting chapter](porting) and run by
+//! `tests/asyncore_ports.rs`, and the main thread of `echo_server --threads N` in
+//! [the multi-core chapter](multi_core), run by `tests/examples_exit.rs`.
 //!
 //! 1. [Writing a server and writing a client](server_and_client)
 //! 2. [Sharing state](sharing_state): loop-owned state, one helper for hooks, timers and
