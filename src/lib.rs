@@ -5,7 +5,7 @@
 //! every channel [`readable`](Dispatcher::readable) / [`writable`](Dispatcher::writable),
 //! waits with select(2), poll(2) or epoll(7) ([`Backend`]), and routes readiness to the
 //! channel's `handle_*` hooks. On top sits the chat layer ([`chat`]): terminator-delimited
-//! input and an output FIFO of data and [`Producer`]s.
+//! input and an output FIFO of data and [`Producer`]s. New to it? Read the [`guide`].
 //!
 //! # Example: an echo server
 //!
@@ -203,6 +203,7 @@ mod context;
 mod dispatcher;
 mod event_loop;
 mod group;
+pub mod guide;
 mod handle;
 mod interest;
 mod poller;
