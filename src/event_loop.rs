@@ -8,7 +8,7 @@ use std::ops::{Deref, DerefMut};
 
 use crate::channel::Pending;
 use crate::handle::{arm_deadline, ask, LoopHandle, SlotState, Stop};
-use crate::report;
+
 use crate::sys::{Backend, Event, Selector, FIRST_CHANNEL_KEY, SIGNAL_KEY, WAKER_KEY};
 
 /// When the loop asks a channel's `readable()` / `writable()`.
@@ -496,7 +496,7 @@ impl<S: 'static> EventLoop<S> {
             }
             if matches!(ask(&*entry.dispatcher, &entry.channel), Ok(want) if want != entry.channel.registered)
             {
-                report::warning!(
+                crate::report::warning!(
                     "readable()/writable() of {} changed although nothing touched the \
                      channel: in Mode::Scalable answers are cached; use \
                      Channel::pause_reading/resume_reading or LoopHandle::touch (or \
