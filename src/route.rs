@@ -92,6 +92,7 @@ impl<S: 'static> Router<'_, S> {
         self.core.stop == Some(Stop::Now)
     }
 
+    #[inline]
     fn call(
         &mut self,
         name: &str,
@@ -138,6 +139,7 @@ impl<S: 'static> Router<'_, S> {
 
     /// After a hook: an error is routed; a panic (already reported) gets the channel its
     /// one cleanup call, `handle_close`, as asyncore's `handle_error` ends in it.
+    #[inline(never)]
     fn finish(&mut self, outcome: Outcome) {
         match outcome {
             Outcome::Done(Ok(())) => {}
@@ -242,7 +244,12 @@ impl<S: 'static> Router<'_, S> {
             // The common case, plain input on a connected channel without timeouts: what
             // the general path does for it, without its tests, inlined into the loop's
             // dispatch.
-            self.hook("handle_read", |d, ctx| d.handle_read(ctx));
+            if !self.channel.is_closed() {
+                match self.call("handle_read", |d, ctx| d.handle_read(ctx)) {
+                    Outcome::Done(Ok(())) => {}
+                    outcome => self.finish(outcome),
+                }
+            }
             return self.settle();
         }
         self.dispatch_general(ready)
