@@ -893,7 +893,30 @@ impl Channel {
     ///
     /// `InvalidInput` after [`close_when_done`](Channel::close_when_done) (a **fix**:
     /// asynchat dropped it silently); `NotConnected` on a closed channel.
+    #[inline]
     pub fn push(&mut self, data: &[u8]) -> io::Result<()> {
+        // Fast path, inline: connected (so not closed), nothing queued, not sealed: send
+        // straight from the caller's buffer, one system call; the queue is not touched
+        // when the OS takes it all.
+        if self.state == State::Connected
+            && self.output.is_empty()
+            && !self.output.is_sealed()
+            && !data.is_empty()
+            && !self.pending.has(Pending::DISCONNECTED)
+        {
+            let sent = self.send(data)?;
+            if sent == data.len() {
+                return Ok(());
+            }
+            return self.output.push(&data[sent..]);
+        }
+        self.push_slow(data)
+    }
+
+    /// [`push`](Channel::push) when output is queued (or the channel is not connected,
+    /// sealed, closed): the general path, out of line.
+    #[inline(never)]
+    fn push_slow(&mut self, data: &[u8]) -> io::Result<()> {
         if self.is_closed() {
             return Err(closed_error());
         }
