@@ -829,6 +829,7 @@ impl<S: 'static> LoopHandle<S> {
 
     /// Takes the channel in slot `index` out of the map, runs `f` on it, and puts it back
     /// (or frees the slot if it closed). Returns false if the slot holds no channel.
+    #[inline(always)]
     pub(crate) fn dispatch(&mut self, index: usize, f: impl FnOnce(&mut Router<'_, S>)) -> bool {
         let Some(slot) = self.slots.get_mut(index) else {
             return false;
