@@ -761,6 +761,7 @@ impl Channel {
     /// # Errors
     ///
     /// Errors other than would-block and disconnects.
+    #[inline]
     pub fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let r = match &self.handle {
             // read(2) is recv(2) without flags; rustix makes the system call itself, without
