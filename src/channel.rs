@@ -765,7 +765,7 @@ impl Channel {
     pub fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let r = match &self.handle {
             // read(2) is recv(2) without flags; rustix makes the system call itself, without
-            // the socket2 and libc wrappers (~20 instructions per call).
+            // the socket2 and libc wrappers (~15 instructions per call).
             Handle::Socket(s) => rustix::io::read(s, &mut *buf).map_err(io::Error::from),
             Handle::File(f) => rustix::io::read(f, &mut *buf).map_err(io::Error::from),
             Handle::Closed => return Err(closed_error()),

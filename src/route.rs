@@ -244,11 +244,10 @@ impl<S: 'static> Router<'_, S> {
             // The common case, plain input on a connected channel without timeouts: what
             // the general path does for it, without its tests, inlined into the loop's
             // dispatch.
-            if !self.channel.is_closed() {
-                match self.call("handle_read", |d, ctx| d.handle_read(ctx)) {
-                    Outcome::Done(Ok(())) => {}
-                    outcome => self.finish(outcome),
-                }
+            // (Connected, so open: no `is_open` test as in `hook`.)
+            match self.call("handle_read", |d, ctx| d.handle_read(ctx)) {
+                Outcome::Done(Ok(())) => {}
+                outcome => self.finish(outcome),
             }
             return self.settle();
         }
