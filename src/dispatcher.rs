@@ -2,6 +2,7 @@
 
 use std::any::Any;
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::channel::Channel;
 use crate::context::Context;
@@ -11,6 +12,22 @@ use crate::timer::Timeout;
 /// enough to keep up with connection churn, few enough that a flood of connections cannot
 /// starve the loop's other channels.
 pub const ACCEPT_BATCH: usize = 64;
+
+static READ_REPORTED: AtomicBool = AtomicBool::new(false);
+static ACCEPTED_REPORTED: AtomicBool = AtomicBool::new(false);
+
+/// Reports, once per process and whatever the warning setting, that a default hook met
+/// an event only a program missing that hook leaves to it.
+#[cold]
+fn unhandled_once<S: 'static>(flag: &AtomicBool, ctx: &Context<'_, S>, hook: &str, effect: &str) {
+    if !flag.swap(true, Ordering::Relaxed) {
+        crate::report::warning!(
+            "{} has no {hook}: {effect} (reported once per process; \
+             EventLoop::set_log_warnings(true) logs every event)",
+            &**ctx
+        );
+    }
+}
 
 /// A channel's behaviour: asyncore's `dispatcher` hooks, with the same names and defaults.
 ///
@@ -147,9 +164,11 @@ pub trait Dispatcher<S: 'static = ()>: Any {
     }
 
     /// A connection was accepted: `channel` is ready (connected, non-blocking), `addr` is
-    /// the peer's. Default: close it and log the warning `unhandled accepted event`.
-    /// Typical code adds it with [`LoopHandle::add`](crate::LoopHandle::add), after setting options on it if needed
-    /// ([`Channel::set_nodelay`], [`Channel::socket`]).
+    /// the peer's. Default: close it and log the warning `unhandled accepted event`; the
+    /// first time in a process this is also reported when warnings are off (a listener
+    /// that closes every connection is a program missing this hook). Typical code adds it
+    /// with [`LoopHandle::add`](crate::LoopHandle::add), after setting options on it if
+    /// needed ([`Channel::set_nodelay`], [`Channel::socket`]).
     ///
     /// # Errors
     ///
@@ -162,6 +181,12 @@ pub trait Dispatcher<S: 'static = ()>: Any {
     ) -> io::Result<()> {
         let _ = (channel, addr);
         ctx.log_warning("unhandled accepted event");
+        unhandled_once(
+            &ACCEPTED_REPORTED,
+            ctx,
+            "handle_accepted",
+            "accepted connections are closed",
+        );
         Ok(())
     }
 
@@ -176,14 +201,24 @@ pub trait Dispatcher<S: 'static = ()>: Any {
         Ok(())
     }
 
-    /// Input is ready. Default: log the warning `unhandled read event`.
+    /// Input is ready. Default: log the warning `unhandled read event`, and read the
+    /// input and drop it (a **fix**: asyncore only logged, and the loop spun at full
+    /// speed on input nobody read); end of file then closes the channel as usual. The
+    /// first time in a process this is also reported when warnings are off.
     ///
     /// # Errors
     ///
     /// Whatever the implementation returns.
     fn handle_read(&mut self, ctx: &mut Context<'_, S>) -> io::Result<()> {
         ctx.log_warning("unhandled read event");
-        Ok(())
+        unhandled_once(
+            &READ_REPORTED,
+            ctx,
+            "handle_read",
+            "its input is read and dropped",
+        );
+        let mut sink = [0u8; 4096];
+        ctx.recv(&mut sink).map(drop)
     }
 
     /// The channel can be written. Default: send queued output if there is any, else log

@@ -18,6 +18,14 @@ const CHILD_ENV: &str = "REPORTING_CHILD";
 struct Refused;
 impl Dispatcher for Refused {}
 
+/// Misses `handle_read`: its input is read and dropped, and that is reported once.
+struct Silent;
+impl Dispatcher for Silent {}
+
+/// A listener that misses `handle_accepted`: connections are closed, reported once.
+struct Deaf;
+impl Dispatcher for Deaf {}
+
 struct Failing;
 impl Dispatcher for Failing {
     fn handle_read(&mut self, _: &mut Context<'_>) -> io::Result<()> {
@@ -55,6 +63,31 @@ fn scenario() {
                 ev.add(ch, Panicking).unwrap();
             }
         }
+        // Input nobody reads: dropped (no spin), and end of file closes the channel.
+        let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+        b.write_all(&[7u8; 100_000]).unwrap_or_default();
+        b.shutdown(std::net::Shutdown::Write).unwrap();
+        ev.add(Channel::from_socket(a).unwrap(), Silent).unwrap();
+        peers.push(b);
+        // A connection nobody accepts: closed.
+        let listener = Channel::tcp_listener("127.0.0.1:0".parse().unwrap(), 8).unwrap();
+        let addr = listener.local_inet_addr().unwrap();
+        let deaf = ev.add(listener, Deaf).unwrap();
+        let mut client = std::net::TcpStream::connect(addr).unwrap();
+        client.set_nonblocking(true).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            assert!(Instant::now() < deadline, "the connection was never closed");
+            ev.poll_once(Some(Duration::from_millis(10))).unwrap();
+            match io::Read::read(&mut client, &mut [0u8; 8]) {
+                Ok(0) => break,
+                Ok(_) => panic!("data from a listener that does not accept"),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        ev.close(deaf);
         let deadline = Instant::now() + Duration::from_secs(5);
         while !ev.is_empty() {
             assert!(
@@ -138,6 +171,21 @@ fn without_a_logger_each_failure_is_one_stderr_line() {
     assert_eq!(failed.len(), 3, "{err}");
     let panics = lines_with(&err, "kaboom on purpose");
     assert_eq!(panics.len(), 3, "{err}");
+    // Missing hooks: reported once per process (not once per backend or per event).
+    let read = lines_with(&err, "has no handle_read");
+    assert_eq!(read.len(), 1, "{err}");
+    assert!(
+        read[0].starts_with("sockloop: warn: <Silent ")
+            && read[0].contains("its input is read and dropped"),
+        "{read:?}"
+    );
+    let accepted = lines_with(&err, "has no handle_accepted");
+    assert_eq!(accepted.len(), 1, "{err}");
+    assert!(
+        accepted[0].starts_with("sockloop: warn: <Deaf ")
+            && accepted[0].contains("accepted connections are closed"),
+        "{accepted:?}"
+    );
     assert!(
         panics
             .iter()
@@ -157,7 +205,7 @@ fn with_a_logger_nothing_reaches_stderr() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         lines_with(&stdout, "record: ").len(),
-        9,
+        11,
         "the logger got every report: {stdout}"
     );
     assert_eq!(lines_with(&stdout, "kaboom on purpose").len(), 3);
