@@ -43,46 +43,50 @@ enum Handle {
 /// What the loop must do after the current hook (crate-internal): run `handle_eof` or
 /// `handle_close`. A bit set: it is tested after every hook.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Pending(u8);
+pub(crate) struct Pending(u16);
 
 impl Pending {
     /// recv saw end of file (stays set: [`Channel::is_eof`]).
-    pub(crate) const EOF: u8 = 1;
+    pub(crate) const EOF: u16 = 1;
     /// `handle_eof` is due for that end of file (cleared when it runs).
-    pub(crate) const EOF_UNREPORTED: u8 = 2;
+    pub(crate) const EOF_UNREPORTED: u16 = 2;
     /// send or recv failed with a disconnect error (ECONNRESET, EPIPE, ...).
-    pub(crate) const DISCONNECTED: u8 = 4;
+    pub(crate) const DISCONNECTED: u16 = 4;
     /// everything before `close_when_done` was sent.
-    pub(crate) const DONE: u8 = 8;
+    pub(crate) const DONE: u16 = 8;
     /// [`Channel::request_close`] was called.
-    pub(crate) const REQUESTED: u8 = 16;
+    pub(crate) const REQUESTED: u16 = 16;
     /// recv returned data (cleared by the loop before a read event after a hang-up, to
     /// tell a hook that reads from one that does not). Not part of [`Pending::any`].
-    pub(crate) const INPUT: u8 = 32;
+    pub(crate) const INPUT: u16 = 32;
     /// send wrote bytes: activity for the idle timeout, stamped by the loop with its
     /// per-iteration clock (a push to another channel counts too). Not part of
     /// [`Pending::any`].
-    pub(crate) const OUTPUT: u8 = 64;
+    pub(crate) const OUTPUT: u16 = 64;
     /// The output queue fell to its low-water mark: `handle_drained` is due.
-    pub(crate) const DRAINED: u8 = 128;
+    pub(crate) const DRAINED: u16 = 128;
+    /// Output was gathered (see [`Channel::push`], "Coalescing"): the loop runs
+    /// `handle_write` for it before it waits.
+    pub(crate) const GATHERED: u16 = 256;
 
-    pub(crate) fn set(&mut self, bit: u8) {
+    pub(crate) fn set(&mut self, bit: u16) {
         self.0 |= bit;
     }
 
-    pub(crate) fn clear(&mut self, bit: u8) {
+    pub(crate) fn clear(&mut self, bit: u16) {
         self.0 &= !bit;
     }
 
-    pub(crate) fn has(self, bit: u8) -> bool {
+    pub(crate) fn has(self, bit: u16) -> bool {
         self.0 & bit != 0
     }
 
-    /// `handle_drained`, `handle_eof` or `handle_close` is due: one test, as it runs after
-    /// every hook.
+    /// `handle_write` for gathered output, `handle_drained`, `handle_eof` or
+    /// `handle_close` is due: one test, as it runs after every hook.
     pub(crate) fn any(self) -> bool {
         self.has(
-            Self::DRAINED
+            Self::GATHERED
+                | Self::DRAINED
                 | Self::EOF_UNREPORTED
                 | Self::DISCONNECTED
                 | Self::DONE
@@ -1027,14 +1031,15 @@ impl Channel {
     /// once, straight from `data`: no copy, and the usual one reply per event costs one
     /// `send`. What is pushed after it in the same hook (or, for a channel reached
     /// through `channel_mut`, in the same iteration) is gathered in the queue, small
-    /// pushes merged, and leaves on the channel's next write event, in order, one `send`
-    /// per [out buffer size](Channel::set_out_buffer_size): a hook that answers 1,000
-    /// small records with 1,000 pushes makes two `send` calls, not 1,000, and a
-    /// broadcast to many channels one or two per channel. Like any queued output it is
-    /// sent by [`handle_write`](crate::Dispatcher::handle_write) (so code that watches
-    /// its queue drain there sees it) and counts in
-    /// [`pending_output`](Channel::pending_output) until then. A channel outside any loop
-    /// sends at every push.
+    /// pushes merged, and leaves in order, one `send` per [out buffer
+    /// size](Channel::set_out_buffer_size), through
+    /// [`handle_write`](crate::Dispatcher::handle_write) as any queued output, which the
+    /// loop calls without waiting for a write event: right after the hook for the hook's
+    /// own channel, before it waits for the others (what the OS does not take waits for
+    /// the write event). A hook that answers 1,000 small records with 1,000 pushes makes
+    /// two `send` calls, not 1,000, and a broadcast to many channels one or two per
+    /// channel. Gathered bytes count in [`pending_output`](Channel::pending_output)
+    /// until then. A channel outside any loop sends at every push.
     ///
     /// # Examples
     ///
@@ -1087,13 +1092,18 @@ impl Channel {
         if self.is_closed() {
             return Err(closed_error());
         }
-        self.output.push(data)
+        self.output.push(data)?;
+        if self.gathering && !data.is_empty() {
+            self.pending.set(Pending::GATHERED);
+        }
+        Ok(())
     }
 
     /// Sends now unless output is being gathered ([`push`](Channel::push)'s
     /// "Coalescing"); in a loop, what is pushed after this in the same hook is gathered.
     fn flush_unless_gathering(&mut self) -> io::Result<()> {
         if self.gathering {
+            self.pending.set(Pending::GATHERED);
             return Ok(());
         }
         self.gathering = self.gathers();

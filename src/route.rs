@@ -196,6 +196,15 @@ impl<S: 'static> Router<'_, S> {
         if !self.is_open() || self.stopping_now() {
             return;
         }
+        if self.channel.pending.has(Pending::GATHERED) {
+            // Output gathered after a first send: out now, through `handle_write` as any
+            // queued output (one send, or none if the OS would block: then the write
+            // event), before the loop waits and without an `epoll_ctl` round trip.
+            self.channel.pending.clear(Pending::GATHERED);
+            if self.channel.has_pending_output() && !self.channel.pending.close() {
+                self.write_event();
+            }
+        }
         if self.channel.pending.has(Pending::DRAINED) && !self.channel.pending.close() {
             self.channel.pending.clear(Pending::DRAINED);
             self.hook("handle_drained", |d, ctx| d.handle_drained(ctx));

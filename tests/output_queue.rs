@@ -3,7 +3,8 @@
 //! sends nothing (not even a zero-length datagram) and leaves nothing queued;
 //! `close_when_done` behind a queue that the socket cannot take at once waits until the
 //! peer has read all of it; coalescing: after a hook's (or an iteration's) first send,
-//! pushes to a stream are gathered and leave on the write event, a datagram's are not.
+//! pushes to a stream are gathered and leave together through `handle_write`, called
+//! without waiting for a write event; a datagram's are not gathered.
 
 mod util;
 
@@ -189,8 +190,8 @@ impl Dispatcher for Chatty {
 
 /// Coalescing: of a hook's 1,000 small pushes only the first is sent at once; the other
 /// 999 are gathered (still queued when the hook returns, though the socket has room) and
-/// leave together on the write event, in order, byte for byte.
-fn pushes_after_the_first_are_gathered_until_the_write_event(backend: Backend) {
+/// leave together right after it, in the same iteration, in order, byte for byte.
+fn pushes_after_the_first_are_gathered_then_sent_after_the_hook(backend: Backend) {
     let mut ev = EventLoop::with_backend(backend).unwrap();
     let (ch, mut peer) = unix_channel();
     let queued = std::rc::Rc::new(std::cell::Cell::new(None));
@@ -208,6 +209,11 @@ fn pushes_after_the_first_are_gathered_until_the_write_event(backend: Backend) {
         queued.get(),
         Some((PIECES - 1) * 5),
         "the first push went at once, the rest were gathered"
+    );
+    assert_eq!(
+        ev.channel(token).unwrap().pending_output(),
+        0,
+        "sent in the iteration of the hook, without waiting for a write event"
     );
     let mut got = Vec::new();
     run_until(&mut ev, "everything sent", |ev| {
@@ -265,7 +271,7 @@ fn pushes_from_a_timer_are_gathered_but_datagrams_are_not(backend: Backend) {
 }
 
 backend_tests!(
-    pushes_after_the_first_are_gathered_until_the_write_event,
+    pushes_after_the_first_are_gathered_then_sent_after_the_hook,
     pushes_from_a_timer_are_gathered_but_datagrams_are_not,
     push_keeps_the_unsent_tail,
     empty_push_sends_nothing,
