@@ -163,7 +163,7 @@ fn serve(args: Args) -> io::Result<()> {
     event_loop.run(Some(Duration::from_secs(30)), None)
 }
 
-#[allow(dead_code)] // when included by tests/relay.rs
+#[allow(dead_code)] // when included by tests/loop/relay.rs
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     match parse_args().and_then(serve) {

@@ -5,7 +5,7 @@
 //! loop). Rows already asserted in full elsewhere are listed with their test instead of
 //! being written twice.
 //!
-//! | # | Row | Where (`file::test`; each test exists as `select::`, `poll::`, `epoll::`) | Asserted outcome |
+//! | # | Row | Where (`file::test`, the file in `tests/` or `tests/loop/`; each test exists as `select::`, `poll::`, `epoll::`) | Asserted outcome |
 //! |---|---|---|---|
 //! | 1 | Reset mid-read (peer `SO_LINGER` 0 + close with unread data at the server) | `faults::reset_mid_read`; also `reset::reset_while_reading` | hooks exactly `[close]` (one `handle_close`, no `handle_error`, nothing after it); canary echoes |
 //! | 2 | Reset mid-write (16 MiB queued when the peer resets) | `faults::reset_mid_write`; also `reset::reset_while_writing`, `reset::reset_while_only_writing` | hooks exactly `[close]`; in `handle_close`, `0 < pending_output() <=` what was queued just before the reset; canary echoes |

@@ -1,7 +1,7 @@
 //! The chat input path (`Scanner` through `AsyncChat`'s glue, driven by `Scripted`) with
 //! terminator switches, record limits and arbitrary chunking. The input format and the
 //! invariants are in `tests/fuzz_checks/mod.rs` (`check_chat_input`), shared with
-//! `tests/fuzz_mirror.rs`.
+//! `tests/loop/fuzz_mirror.rs`.
 
 #![no_main]
 

@@ -1,6 +1,6 @@
 //! The SMTP sink's session (`examples/smtp_sink/session.rs`) driven by `Scripted` with arbitrary
 //! client input split arbitrarily. The input format and the invariants are in
-//! `tests/fuzz_checks/mod.rs` (`check_smtp_session`), shared with `tests/fuzz_mirror.rs`.
+//! `tests/fuzz_checks/mod.rs` (`check_smtp_session`), shared with `tests/loop/fuzz_mirror.rs`.
 
 #![no_main]
 

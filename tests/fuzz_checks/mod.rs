@@ -2,7 +2,7 @@
 //!
 //! `fuzz/fuzz_targets/*.rs` include this file with
 //! `#[path = "../../tests/fuzz_checks/mod.rs"] mod checks;` and panic on an `Err`;
-//! `tests/fuzz_mirror.rs` runs the same functions on the checked-in corpus
+//! `tests/loop/fuzz_mirror.rs` runs the same functions on the checked-in corpus
 //! (`fuzz/corpus/<target>/`) and on proptest inputs. Each check takes the raw fuzz input,
 //! decodes it with a hand-written byte decoder (so every byte string is a valid input, and
 //! proptest can build structured inputs with the matching encoder), runs it through

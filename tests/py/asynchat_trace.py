@@ -1,4 +1,4 @@
-"""Trace CPython's asynchat input splitting, for tests/chat_differential.rs.
+"""Trace CPython's asynchat input splitting, for tests/loop/chat_differential.rs.
 
 Usage: python3 -W ignore tests/py/asynchat_trace.py < cases.json
 

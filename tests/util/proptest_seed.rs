@@ -1,4 +1,4 @@
-// The proptest configuration of every property test (`tests/fuzz_mirror.rs` and the
+// The proptest configuration of every property test (`tests/loop/fuzz_mirror.rs` and the
 // scanner's unit tests in src/chat/terminator.rs, which `include!` it): the same cases on every run.
 //
 // * By default the RNG seed is fixed ([`SEED`]), so CI runs the same cases each time and
