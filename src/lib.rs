@@ -206,6 +206,7 @@ mod group;
 pub mod guide;
 mod handle;
 mod interest;
+mod map;
 mod poller;
 pub mod producer;
 mod remote;
