@@ -9,10 +9,8 @@ use std::time::{Duration, Instant};
 use rustix::io::Errno;
 use socket2::{Domain, SockAddr, Socket, Type};
 
-use crate::interest::Interest;
 use crate::producer::Producer;
 use crate::send::{Flushed, OutputQueue};
-use crate::timer::TimerId;
 use crate::token::Token;
 
 /// Where a channel is in its life, asyncore's `accepting` / `connecting` / `connected` flags
@@ -105,8 +103,6 @@ pub(crate) struct Deadlines {
     pub(crate) last_active: Option<Instant>,
     pub(crate) connect_started: Option<Instant>,
     pub(crate) backoff: Option<Backoff>,
-    /// The loop timer currently armed for this channel, and its deadline.
-    pub(crate) armed: Option<(Instant, TimerId)>,
 }
 
 /// Accepting paused after the OS ran out of descriptors or memory.
@@ -171,7 +167,6 @@ pub struct Channel {
     /// Allocated when a timeout is set or accepting backs off: most channels have none.
     pub(crate) deadlines: Option<Box<Deadlines>>,
     pub(crate) token: Option<Token>,
-    pub(crate) registered: Interest,
     pub(crate) label: &'static str,
     reading_paused: bool,
     /// A datagram socket: a zero-length read is an empty datagram, not end of file.
@@ -231,7 +226,6 @@ impl Channel {
             pending: Pending::default(),
             deadlines: None,
             token: None,
-            registered: Interest::NONE,
             label: "channel",
             reading_paused: false,
             datagram: false,

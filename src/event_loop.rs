@@ -480,7 +480,7 @@ impl<S: 'static> EventLoop<S> {
         self.audited = Instant::now();
         let mut changed = Vec::new();
         for (index, entry) in self.core.map.settled() {
-            if matches!(ask(&*entry.dispatcher, &entry.channel), Ok(want) if want != entry.channel.registered)
+            if matches!(ask(&*entry.dispatcher, &entry.channel), Ok(want) if want != entry.reg.registered)
             {
                 crate::report::warning!(
                     "readable()/writable() of {} changed although nothing touched the \
@@ -540,9 +540,9 @@ impl<S: 'static> EventLoop<S> {
             }
         };
         if let Some(token) = entry.channel.token {
-            arm_deadline(&mut self.core.timers, token, &mut entry.channel);
+            arm_deadline(&mut self.core.timers, token, &entry.channel, &mut entry.reg);
         }
-        let have = entry.channel.registered;
+        let have = entry.reg.registered;
         if want == have {
             return;
         }
@@ -554,7 +554,7 @@ impl<S: 'static> EventLoop<S> {
             None => Ok(()),
         };
         match result {
-            Ok(()) => entry.channel.registered = want,
+            Ok(()) => entry.reg.registered = want,
             Err(e) => {
                 self.core.route(index, |router| router.error(e));
             }

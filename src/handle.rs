@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::channel::Channel;
 use crate::dispatcher::Dispatcher;
 use crate::interest::Interest;
-use crate::map::{Entry, Map};
+use crate::map::{Entry, Map, Registration};
 use crate::remote::{Inbox, Remote};
 use crate::report::{self, panic_message};
 use crate::route::Router;
@@ -340,7 +340,8 @@ impl<S: 'static> LoopHandle<S> {
         let Some(mut entry) = self.map.remove(token) else {
             return false;
         };
-        self.deregister_and_close(&mut entry.channel);
+        let Entry { channel, reg, .. } = &mut *entry;
+        self.deregister_and_close(channel, reg);
         self.drop_entry(entry);
         true
     }
@@ -616,7 +617,6 @@ impl<S: 'static> LoopHandle<S> {
     ) -> io::Result<Token> {
         self.check_addable(&channel)?;
         channel.label = label;
-        channel.registered = Interest::NONE;
         if let Some(d) = channel.deadlines.as_mut().filter(|d| d.idle.is_some()) {
             d.last_active = Some(Instant::now());
         }
@@ -625,29 +625,30 @@ impl<S: 'static> LoopHandle<S> {
             Entry {
                 channel,
                 dispatcher,
+                reg: Registration::default(),
             }
         }))
     }
 
     /// Deregisters and closes a channel's handle (the channel stays where it is), and
     /// cancels its timer.
-    pub(crate) fn deregister_and_close(&mut self, channel: &mut Channel) {
+    pub(crate) fn deregister_and_close(&mut self, channel: &mut Channel, reg: &mut Registration) {
         if let (Some(fd), Some(token)) = (channel.fd(), channel.token) {
-            if !channel.registered.is_empty() {
+            if !reg.registered.is_empty() {
                 // A failure here means the fd is already gone from the backend (closed
                 // behind our back); closing proceeds either way.
                 let _ = self.selector.update(
                     fd,
                     FIRST_CHANNEL_KEY + token.index as usize,
-                    channel.registered,
+                    reg.registered,
                     Interest::NONE,
                 );
             }
         }
-        if let Some((_, id)) = channel.deadlines.as_mut().and_then(|d| d.armed.take()) {
+        if let Some((_, id)) = reg.armed.take() {
             self.timers.cancel(id);
         }
-        channel.registered = Interest::NONE;
+        reg.registered = Interest::NONE;
         channel.close_fd();
     }
 
@@ -747,11 +748,13 @@ impl<S: 'static> LoopHandle<S> {
         let Entry {
             channel,
             dispatcher,
+            reg,
         } = &mut *entry;
         let mut router = Router {
             token,
             core: &mut *self,
             channel,
+            reg,
             dispatcher: &mut **dispatcher,
             close_called: false,
         };
@@ -770,7 +773,7 @@ impl<S: 'static> LoopHandle<S> {
                 return false;
             }
             asking = true;
-            ask_unguarded(&*router.dispatcher, ch) == ch.registered
+            ask_unguarded(&*router.dispatcher, ch) == router.reg.registered
         }));
         let settled = match run {
             Ok(settled) => settled,
@@ -783,7 +786,8 @@ impl<S: 'static> LoopHandle<S> {
                 if catch_unwind(AssertUnwindSafe(|| router.close_event())).is_err() {
                     report::error!("handle_close panicked after a propagating panic");
                 }
-                self.deregister_and_close(&mut entry.channel);
+                let Entry { channel, reg, .. } = &mut *entry;
+                self.deregister_and_close(channel, reg);
                 self.free_slot(index as u32, entry);
                 resume_unwind(payload);
             }
@@ -804,22 +808,26 @@ impl<S: 'static> LoopHandle<S> {
 /// none is armed for that time or earlier. A later deadline is left to the armed timer,
 /// which re-arms when it fires early for what is then due: activity on a channel with
 /// an idle timeout costs no timer operation.
-pub(crate) fn arm_deadline<S>(timers: &mut Timers<S>, token: Token, channel: &mut Channel) {
-    let state = channel.state();
-    let Some(d) = channel.deadlines.as_mut() else {
+pub(crate) fn arm_deadline<S>(
+    timers: &mut Timers<S>,
+    token: Token,
+    channel: &Channel,
+    reg: &mut Registration,
+) {
+    let Some(d) = channel.deadlines.as_ref() else {
         return;
     };
-    let Some(at) = d.next(state) else {
+    let Some(at) = d.next(channel.state()) else {
         return;
     };
-    if let Some((armed_at, id)) = d.armed {
+    if let Some((armed_at, id)) = reg.armed {
         if armed_at <= at {
             return;
         }
         timers.cancel(id);
     }
     let id = timers.insert(at, Action::Channel(token));
-    d.armed = Some((at, id));
+    reg.armed = Some((at, id));
 }
 
 /// Asks a channel's predicates; the panic's payload if one panicked.

@@ -2,14 +2,29 @@
 //! [`Token`], with generations, deferred slot reuse and the queue of channels whose
 //! predicates must be re-asked ("dirty").
 
+use std::time::Instant;
+
 use crate::channel::Channel;
 use crate::dispatcher::Dispatcher;
+use crate::interest::Interest;
+use crate::timer::TimerId;
 use crate::token::Token;
 
-/// A channel in the map with its dispatcher.
+/// A channel in the map with its dispatcher and the loop's bookkeeping for it.
 pub(crate) struct Entry<S> {
     pub(crate) channel: Channel,
     pub(crate) dispatcher: Box<dyn Dispatcher<S>>,
+    pub(crate) reg: Registration,
+}
+
+/// What the loop keeps about a channel besides the channel itself: its registration
+/// with the backend and the loop timer armed for its deadlines.
+#[derive(Debug, Default)]
+pub(crate) struct Registration {
+    /// The interest registered with the backend.
+    pub(crate) registered: Interest,
+    /// The loop timer currently armed for this channel, and its deadline.
+    pub(crate) armed: Option<(Instant, TimerId)>,
 }
 
 enum SlotState<S> {

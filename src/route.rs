@@ -13,6 +13,7 @@ use crate::context::Context;
 use crate::dispatcher::Dispatcher;
 use crate::handle::{LoopHandle, Stop};
 use crate::interest::Ready;
+use crate::map::Registration;
 use crate::report::{self, panic_message};
 use crate::timer::Timeout;
 use crate::token::Token;
@@ -61,6 +62,7 @@ pub(crate) struct Router<'a, S> {
     pub(crate) token: Token,
     pub(crate) core: &'a mut LoopHandle<S>,
     pub(crate) channel: &'a mut Channel,
+    pub(crate) reg: &'a mut Registration,
     pub(crate) dispatcher: &'a mut dyn Dispatcher<S>,
     /// `handle_close` was called: a panic from now on gets no second cleanup call.
     pub(crate) close_called: bool,
@@ -101,6 +103,7 @@ impl<S: 'static> Router<'_, S> {
         let mut ctx = Context {
             token: self.token,
             channel: &mut *self.channel,
+            reg: &mut *self.reg,
             handle: &mut *self.core,
         };
         let dispatcher = &mut *self.dispatcher;
@@ -124,7 +127,7 @@ impl<S: 'static> Router<'_, S> {
 
     fn close(&mut self) {
         if self.is_open() {
-            self.core.deregister_and_close(self.channel);
+            self.core.deregister_and_close(self.channel, self.reg);
         }
     }
 
@@ -214,8 +217,8 @@ impl<S: 'static> Router<'_, S> {
     /// expired connect or idle timeout.
     pub(crate) fn deadline(&mut self, now: Instant) {
         let state = self.channel.state();
+        self.reg.armed = None;
         let d = self.channel.deadlines_mut();
-        d.armed = None;
         if let Some(b) = &mut d.backoff {
             if b.paused && b.resume_at <= now {
                 b.paused = false;
@@ -276,7 +279,7 @@ impl<S: 'static> Router<'_, S> {
         // Each event is settled before the next, as select's three phases are, so every
         // backend runs the same hooks in the same order.
         let hup = ready.intersects(Ready::HUP | Ready::ERR);
-        let wants = self.channel.registered;
+        let wants = self.reg.registered;
         if ready.intersects(Ready::READ) || (hup && wants.is_readable()) {
             self.channel.pending.clear(Pending::INPUT);
             self.read_event();
