@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use std::ops::{Deref, DerefMut};
 
 use crate::channel::Pending;
-use crate::handle::{arm_deadline, ask, LoopHandle, Stop};
+use crate::deadline;
+use crate::handle::{ask, LoopHandle, Stop};
 
 use crate::sys::{Backend, Event, Selector, FIRST_CHANNEL_KEY, SIGNAL_KEY, WAKER_KEY};
 
@@ -515,14 +516,7 @@ impl<S: 'static> EventLoop<S> {
         if entry.channel.pending.has(Pending::OUTPUT) {
             // Output sent since the last look (from any hook) is activity.
             entry.channel.pending.clear(Pending::OUTPUT);
-            if let Some(d) = entry
-                .channel
-                .deadlines
-                .as_mut()
-                .filter(|d| d.idle.is_some())
-            {
-                d.last_active = Some(self.core.now);
-            }
+            deadline::stamp_activity(&mut entry.channel.deadlines, self.core.now);
         }
         let want = match ask(&*entry.dispatcher, &entry.channel) {
             Ok(want) => want,
@@ -540,7 +534,13 @@ impl<S: 'static> EventLoop<S> {
             }
         };
         if let Some(token) = entry.channel.token {
-            arm_deadline(&mut self.core.timers, token, &entry.channel, &mut entry.reg);
+            deadline::arm(
+                &mut self.core.timers,
+                token,
+                entry.channel.deadlines.as_deref(),
+                entry.channel.is_connecting(),
+                &mut entry.reg.armed,
+            );
         }
         let have = entry.reg.registered;
         if want == have {

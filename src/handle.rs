@@ -7,6 +7,7 @@ use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use crate::channel::Channel;
+use crate::deadline;
 use crate::dispatcher::Dispatcher;
 use crate::interest::Interest;
 use crate::map::{Entry, Map, Registration};
@@ -617,8 +618,8 @@ impl<S: 'static> LoopHandle<S> {
     ) -> io::Result<Token> {
         self.check_addable(&channel)?;
         channel.label = label;
-        if let Some(d) = channel.deadlines.as_mut().filter(|d| d.idle.is_some()) {
-            d.last_active = Some(Instant::now());
+        if let Some(d) = channel.deadlines.as_mut() {
+            d.stamp_activity(Instant::now());
         }
         Ok(self.map.insert(|token| {
             channel.token = Some(token);
@@ -645,9 +646,7 @@ impl<S: 'static> LoopHandle<S> {
                 );
             }
         }
-        if let Some((_, id)) = reg.armed.take() {
-            self.timers.cancel(id);
-        }
+        deadline::disarm(&mut self.timers, &mut reg.armed);
         reg.registered = Interest::NONE;
         channel.close_fd();
     }
@@ -802,32 +801,6 @@ impl<S: 'static> LoopHandle<S> {
         }
         true
     }
-}
-
-/// Arms a loop timer for a channel's earliest deadline (idle, connect, back-off) if
-/// none is armed for that time or earlier. A later deadline is left to the armed timer,
-/// which re-arms when it fires early for what is then due: activity on a channel with
-/// an idle timeout costs no timer operation.
-pub(crate) fn arm_deadline<S>(
-    timers: &mut Timers<S>,
-    token: Token,
-    channel: &Channel,
-    reg: &mut Registration,
-) {
-    let Some(d) = channel.deadlines.as_ref() else {
-        return;
-    };
-    let Some(at) = d.next(channel.state()) else {
-        return;
-    };
-    if let Some((armed_at, id)) = reg.armed {
-        if armed_at <= at {
-            return;
-        }
-        timers.cancel(id);
-    }
-    let id = timers.insert(at, Action::Channel(token));
-    reg.armed = Some((at, id));
 }
 
 /// Asks a channel's predicates; the panic's payload if one panicked.

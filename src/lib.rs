@@ -200,6 +200,7 @@
 mod channel;
 pub mod chat;
 mod context;
+mod deadline;
 mod dispatcher;
 mod event_loop;
 mod group;

@@ -2,12 +2,10 @@
 //! [`Token`], with generations, deferred slot reuse and the queue of channels whose
 //! predicates must be re-asked ("dirty").
 
-use std::time::Instant;
-
 use crate::channel::Channel;
+use crate::deadline::Armed;
 use crate::dispatcher::Dispatcher;
 use crate::interest::Interest;
-use crate::timer::TimerId;
 use crate::token::Token;
 
 /// A channel in the map with its dispatcher and the loop's bookkeeping for it.
@@ -24,7 +22,7 @@ pub(crate) struct Registration {
     /// The interest registered with the backend.
     pub(crate) registered: Interest,
     /// The loop timer currently armed for this channel, and its deadline.
-    pub(crate) armed: Option<(Instant, TimerId)>,
+    pub(crate) armed: Armed,
 }
 
 enum SlotState<S> {

@@ -4,24 +4,19 @@
 use std::any::Any;
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rustix::io::Errno;
 
-use crate::channel::{is_disconnect, Backoff, Channel, Pending, State};
+use crate::channel::{is_disconnect, Channel, Pending, State};
 use crate::context::Context;
+use crate::deadline;
 use crate::dispatcher::Dispatcher;
 use crate::handle::{LoopHandle, Stop};
 use crate::interest::Ready;
 use crate::map::Registration;
 use crate::report::{self, panic_message};
-use crate::timer::Timeout;
 use crate::token::Token;
-
-/// The first pause after an accept ran out of resources; it doubles per failed retry.
-const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
-/// The longest pause: once descriptors free up, accepting resumes within this.
-const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 /// Accept errors that mean "out of descriptors or memory": retrying at once would spin,
 /// closing the listener would stop the service for a passing shortage.
@@ -216,27 +211,10 @@ impl<S: 'static> Router<'_, S> {
     /// The channel's loop timer fired: resume accepting after a back-off, or report an
     /// expired connect or idle timeout.
     pub(crate) fn deadline(&mut self, now: Instant) {
-        let state = self.channel.state();
         self.reg.armed = None;
-        let d = self.channel.deadlines_mut();
-        if let Some(b) = &mut d.backoff {
-            if b.paused && b.resume_at <= now {
-                b.paused = false;
-            }
-        }
-        let due = |start: Option<Instant>, timeout: Option<Duration>| matches!((start, timeout), (Some(s), Some(t)) if s.checked_add(t).is_some_and(|at| at <= now));
-        let connect_due = state == State::Connecting && due(d.connect_started, d.connect);
-        let idle_due = due(d.last_active, d.idle);
-        if connect_due {
-            d.connect_started = Some(now);
-            self.hook("handle_timeout", |d, ctx| {
-                d.handle_timeout(ctx, Timeout::Connect)
-            });
-        } else if idle_due {
-            d.last_active = Some(now);
-            self.hook("handle_timeout", |d, ctx| {
-                d.handle_timeout(ctx, Timeout::Idle)
-            });
+        let connecting = self.channel.is_connecting();
+        if let Some(timeout) = self.channel.deadlines_mut().expire(connecting, now) {
+            self.hook("handle_timeout", |d, ctx| d.handle_timeout(ctx, timeout));
         }
         self.settle();
     }
@@ -268,9 +246,7 @@ impl<S: 'static> Router<'_, S> {
             // The fd was closed behind the loop's back.
             return self.close_event();
         }
-        if let Some(d) = self.channel.deadlines.as_mut().filter(|d| d.idle.is_some()) {
-            d.last_active = Some(self.core.now);
-        }
+        deadline::stamp_activity(&mut self.channel.deadlines, self.core.now);
         if ready == Ready::READ && self.channel.state() == State::Connected {
             // Plain input on a connected channel with a timeout set.
             self.hook("handle_read", |d, ctx| d.handle_read(ctx));
@@ -326,12 +302,12 @@ impl<S: 'static> Router<'_, S> {
         match self.call("handle_accept", |d, ctx| d.handle_accept(ctx)) {
             Outcome::Done(Err(e)) if is_resource_exhaustion(&e) => self.pause_accepting(&e),
             outcome => {
-                let backoff = self
+                let backed_off = self
                     .channel
                     .deadlines
                     .as_mut()
-                    .and_then(|d| d.backoff.take());
-                if backoff.is_some() {
+                    .is_some_and(|d| d.end_backoff());
+                if backed_off {
                     log::info!("accepting again on {}", self.channel);
                 }
                 self.finish(outcome);
@@ -340,22 +316,12 @@ impl<S: 'static> Router<'_, S> {
     }
 
     fn pause_accepting(&mut self, err: &io::Error) {
-        let delay = match self.channel.deadlines_mut().backoff {
-            Some(b) => (b.delay * 2).min(ACCEPT_BACKOFF_MAX),
-            None => {
-                report::warning!(
-                    "accept failed on {} ({err}); pausing accepts, retrying with back-off",
-                    self.channel
-                );
-                ACCEPT_BACKOFF_MIN
-            }
-        };
-        let resume_at = self.core.now + delay;
-        self.channel.deadlines_mut().backoff = Some(Backoff {
-            delay,
-            resume_at,
-            paused: true,
-        });
+        if self.channel.deadlines_mut().pause_accepting(self.core.now) {
+            report::warning!(
+                "accept failed on {} ({err}); pausing accepts, retrying with back-off",
+                self.channel
+            );
+        }
     }
 
     fn write_event(&mut self) {
