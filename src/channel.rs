@@ -10,6 +10,7 @@ use rustix::io::Errno;
 use socket2::{Domain, SockAddr, Socket, Type};
 
 use crate::deadline::Deadlines;
+use crate::errors::is_disconnect;
 use crate::producer::Producer;
 use crate::send::{Flushed, OutputQueue};
 use crate::token::Token;
@@ -138,22 +139,6 @@ pub struct Channel {
     /// [`Channel::push`], "Coalescing"). Cleared by the loop after each hook and before
     /// each wait.
     pub(crate) gathering: bool,
-}
-
-/// Returns true for the errors asyncore treats as "the peer is gone" (`_DISCONNECTED`):
-/// they lead to `handle_close`, not `handle_error`.
-pub fn is_disconnect(err: &io::Error) -> bool {
-    matches!(
-        Errno::from_io_error(err),
-        Some(
-            Errno::CONNRESET
-                | Errno::NOTCONN
-                | Errno::SHUTDOWN
-                | Errno::CONNABORTED
-                | Errno::PIPE
-                | Errno::BADF
-        )
-    )
 }
 
 /// Runs `op` again when a signal interrupted it (`EINTR`), as std's `read_exact` does.

@@ -6,51 +6,16 @@ use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
-use rustix::io::Errno;
-
-use crate::channel::{is_disconnect, Channel, Pending, State};
+use crate::channel::{Channel, Pending, State};
 use crate::context::Context;
 use crate::deadline;
 use crate::dispatcher::Dispatcher;
+use crate::errors::{is_resource_exhaustion, ErrorRoute};
 use crate::handle::{LoopHandle, Stop};
 use crate::interest::Ready;
 use crate::map::Registration;
 use crate::report::{self, panic_message};
 use crate::token::Token;
-
-/// Accept errors that mean "out of descriptors or memory": retrying at once would spin,
-/// closing the listener would stop the service for a passing shortage.
-fn is_resource_exhaustion(err: &io::Error) -> bool {
-    matches!(
-        Errno::from_io_error(err),
-        Some(Errno::MFILE | Errno::NFILE | Errno::NOBUFS | Errno::NOMEM)
-    )
-}
-
-/// Where a hook's error goes: the one policy shared by the loop and the chat layer's
-/// scripted transport. `handle_error` returning an error (its default) then closes the
-/// channel through `handle_close`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum ErrorRoute {
-    /// Would-block: nothing happened.
-    Ignore,
-    /// A disconnect (`is_disconnect`): `handle_close`.
-    Close,
-    /// Anything else: `handle_error`.
-    HandleError,
-}
-
-impl ErrorRoute {
-    pub(crate) fn of(err: &io::Error) -> ErrorRoute {
-        if err.kind() == io::ErrorKind::WouldBlock {
-            ErrorRoute::Ignore
-        } else if is_disconnect(err) {
-            ErrorRoute::Close
-        } else {
-            ErrorRoute::HandleError
-        }
-    }
-}
 
 /// One channel taken out of the map while its hooks run.
 pub(crate) struct Router<'a, S> {
