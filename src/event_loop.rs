@@ -8,7 +8,8 @@ use std::ops::{Deref, DerefMut};
 
 use crate::channel::Pending;
 use crate::deadline;
-use crate::handle::{ask, LoopHandle, Stop};
+use crate::handle::{LoopHandle, Stop};
+use crate::route::ask;
 
 use crate::sys::{Backend, Event, Selector, FIRST_CHANNEL_KEY, SIGNAL_KEY, WAKER_KEY};
 

@@ -3,7 +3,7 @@
 
 use std::any::Any;
 use std::io;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
 use crate::channel::{Channel, Pending, State};
@@ -12,9 +12,10 @@ use crate::deadline;
 use crate::dispatcher::Dispatcher;
 use crate::errors::{is_resource_exhaustion, ErrorRoute};
 use crate::handle::{LoopHandle, Stop};
-use crate::interest::Ready;
-use crate::map::Registration;
+use crate::interest::{Interest, Ready};
+use crate::map::{Entry, Registration};
 use crate::report::{self, panic_message};
+use crate::timer::Action;
 use crate::token::Token;
 
 /// One channel taken out of the map while its hooks run.
@@ -329,4 +330,134 @@ impl<S: 'static> Router<'_, S> {
         }
         self.is_open() && self.channel.is_connected()
     }
+}
+
+/// What the loop does with a channel taken out of the map, and with the timers, during
+/// an iteration (here rather than in `handle.rs`, which does not know the router).
+impl<S: 'static> LoopHandle<S> {
+    /// Runs the timers due now. Timers set meanwhile wait for a later iteration, so a
+    /// zero-delay timer that re-arms itself cannot hold the loop in one pass.
+    /// `now` is the time read right after the wait: never later than the real time, so
+    /// never early. Returns how many timers ran.
+    pub(crate) fn run_timers(&mut self, now: Instant) -> usize {
+        let mut ran = 0;
+        if self.timers.len() == 0 {
+            return ran;
+        }
+        let set_before = self.timers.mark();
+        while self.stop != Some(Stop::Now) {
+            let Some(due) = self.timers.pop_due(now, set_before) else {
+                break;
+            };
+            ran += 1;
+            match due.action {
+                Action::Once(f) => {
+                    let outcome = self.callback(|lp| f(lp, due.id));
+                    self.survive("timer", outcome);
+                }
+                Action::Every(period, mut f) => {
+                    let outcome = self.callback(|lp| f(lp, due.id));
+                    if outcome.is_err() {
+                        // A periodic timer that panicked is not re-armed.
+                        self.timers.cancel(due.id);
+                    }
+                    let now = Instant::now();
+                    self.timers.finish(due.id, due.deadline, now, period, f);
+                    self.survive("periodic timer", outcome);
+                }
+                Action::Channel(token) => {
+                    if self.contains(token) {
+                        self.route(token.index as usize, |router| router.deadline(now));
+                    }
+                }
+            }
+        }
+        ran
+    }
+
+    /// Takes the channel in slot `index` out of the map, runs `f` on it, and puts it back
+    /// (or frees the slot if it closed). Returns false if the slot holds no channel.
+    #[inline(always)]
+    pub(crate) fn route(&mut self, index: usize, f: impl FnOnce(&mut Router<'_, S>)) -> bool {
+        let Some((token, mut entry)) = self.map.check_out(index) else {
+            return false;
+        };
+        let Entry {
+            channel,
+            dispatcher,
+            reg,
+        } = &mut *entry;
+        let mut router = Router {
+            token,
+            core: &mut *self,
+            channel,
+            reg,
+            dispatcher: &mut **dispatcher,
+            close_called: false,
+        };
+        // The hook, then (while the entry is at hand and hot in cache) its predicates, in
+        // one unwind guard: a second `catch_unwind` per message cost ~10 instructions.
+        // `asking` tells a panic in a predicate from one in a hook or the loop.
+        let mut asking = false;
+        let run = catch_unwind(AssertUnwindSafe(|| {
+            f(&mut router);
+            let ch = &*router.channel;
+            // Re-ask the predicates now: if the interest is unchanged, nothing is pending
+            // and no deadline needs arming, the refresh pass can skip this channel.
+            // Anything that changes it later in this iteration marks it dirty
+            // (channel_mut, touch, ...), as for any channel.
+            if ch.is_closed() || ch.pending.any() || ch.deadlines.is_some() {
+                return false;
+            }
+            asking = true;
+            ask_unguarded(&*router.dispatcher, ch) == router.reg.registered
+        }));
+        let settled = match run {
+            Ok(settled) => settled,
+            // A predicate panicked: the refresh pass asks again and handles it there.
+            Err(_) if asking => false,
+            Err(payload) => {
+                // Panics propagate (`set_catch_panics(false)`): close the channel as a
+                // caught panic would, with its one `handle_close` (unless that is what
+                // panicked), so no slot stays busy and no registration outlives its fd.
+                if catch_unwind(AssertUnwindSafe(|| router.close_event())).is_err() {
+                    report::error!("handle_close panicked after a propagating panic");
+                }
+                let Entry { channel, reg, .. } = &mut *entry;
+                self.deregister_and_close(channel, reg);
+                self.free_slot(index as u32, entry);
+                resume_unwind(payload);
+            }
+        };
+        if entry.channel.is_closed() {
+            self.free_slot(index as u32, entry);
+        } else {
+            self.map.put_back(index, entry);
+            if !settled {
+                self.map.mark_dirty(index as u32);
+            }
+        }
+        true
+    }
+}
+
+/// Asks a channel's predicates; the panic's payload if one panicked.
+pub(crate) fn ask<S: 'static>(
+    dispatcher: &dyn Dispatcher<S>,
+    channel: &Channel,
+) -> Result<Interest, Box<dyn Any + Send>> {
+    catch_unwind(AssertUnwindSafe(|| ask_unguarded(dispatcher, channel)))
+}
+
+/// [`ask`] without its unwind guard, for a caller that has one.
+#[inline]
+fn ask_unguarded<S: 'static>(dispatcher: &dyn Dispatcher<S>, channel: &Channel) -> Interest {
+    // After end of file input is always "ready": watching it would spin. A listener
+    // paused by the accept back-off waits for its timer.
+    let r = !channel.is_eof()
+        && !channel.is_accept_paused()
+        && !channel.is_reading_paused()
+        && dispatcher.readable(channel);
+    let w = !channel.is_accepting() && dispatcher.writable(channel);
+    Interest::from_flags(r, w)
 }
