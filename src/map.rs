@@ -146,7 +146,7 @@ impl<S> Map<S> {
     }
 
     /// Mutable access to a channel that is not running a hook; marks it for re-asking
-    /// (a busy one too, as before).
+    /// (a busy channel's slot is marked too, and gets `None`).
     pub(crate) fn entry_mut(&mut self, token: Token) -> Option<&mut Entry<S>> {
         if !self.contains(token) {
             return None;
