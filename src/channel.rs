@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use rustix::io::Errno;
 use socket2::{Domain, SockAddr, Socket, Type};
 
-use crate::interest::Interest;
+use crate::deadline::Deadlines;
+use crate::errors::is_disconnect;
 use crate::producer::Producer;
 use crate::send::{Flushed, OutputQueue};
-use crate::timer::TimerId;
 use crate::token::Token;
 
 /// Where a channel is in its life, asyncore's `accepting` / `connecting` / `connected` flags
@@ -100,48 +100,6 @@ impl Pending {
     }
 }
 
-/// A channel's timeouts and accept back-off, and the loop timer armed for the earliest.
-#[derive(Debug, Default)]
-pub(crate) struct Deadlines {
-    pub(crate) idle: Option<Duration>,
-    pub(crate) connect: Option<Duration>,
-    /// The last read or write event (kept only while an idle timeout is set).
-    pub(crate) last_active: Option<Instant>,
-    pub(crate) connect_started: Option<Instant>,
-    pub(crate) backoff: Option<Backoff>,
-    /// The loop timer currently armed for this channel, and its deadline.
-    pub(crate) armed: Option<(Instant, TimerId)>,
-}
-
-/// Accepting paused after the OS ran out of descriptors or memory.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Backoff {
-    pub(crate) delay: Duration,
-    pub(crate) resume_at: Instant,
-    pub(crate) paused: bool,
-}
-
-impl Deadlines {
-    /// The earliest instant at which the loop must look at this channel again.
-    pub(crate) fn next(&self, state: State) -> Option<Instant> {
-        let backoff = self.backoff.filter(|b| b.paused).map(|b| b.resume_at);
-        let connect = match (state, self.connect, self.connect_started) {
-            (State::Connecting, Some(t), Some(start)) => start.checked_add(t),
-            _ => None,
-        };
-        // A timeout too large for the clock (`checked_add` fails) is "never".
-        let idle = match (self.idle, self.last_active) {
-            (Some(t), Some(last)) => last.checked_add(t),
-            _ => None,
-        };
-        [backoff, connect, idle].into_iter().flatten().min()
-    }
-
-    pub(crate) fn accept_paused(&self) -> bool {
-        self.backoff.is_some_and(|b| b.paused)
-    }
-}
-
 /// An OS handle plus its state and output queue: what asyncore's `dispatcher` keeps besides
 /// the user's hooks.
 ///
@@ -175,7 +133,6 @@ pub struct Channel {
     /// Allocated when a timeout is set or accepting backs off: most channels have none.
     pub(crate) deadlines: Option<Box<Deadlines>>,
     pub(crate) token: Option<Token>,
-    pub(crate) registered: Interest,
     pub(crate) label: &'static str,
     reading_paused: bool,
     /// A datagram socket: a zero-length read is an empty datagram, not end of file.
@@ -186,22 +143,6 @@ pub struct Channel {
     /// [`Channel::push`], "Coalescing"). Cleared by the loop after each hook and before
     /// each wait.
     pub(crate) gathering: bool,
-}
-
-/// Returns true for the errors asyncore treats as "the peer is gone" (`_DISCONNECTED`):
-/// they lead to `handle_close`, not `handle_error`.
-pub fn is_disconnect(err: &io::Error) -> bool {
-    matches!(
-        Errno::from_io_error(err),
-        Some(
-            Errno::CONNRESET
-                | Errno::NOTCONN
-                | Errno::SHUTDOWN
-                | Errno::CONNABORTED
-                | Errno::PIPE
-                | Errno::BADF
-        )
-    )
 }
 
 /// Runs `op` again when a signal interrupted it (`EINTR`), as std's `read_exact` does.
@@ -235,7 +176,6 @@ impl Channel {
             pending: Pending::default(),
             deadlines: None,
             token: None,
-            registered: Interest::NONE,
             label: "channel",
             reading_paused: false,
             datagram: false,
@@ -546,14 +486,12 @@ impl Channel {
     /// stamped with the loop's per-iteration clock, so it costs no timer operation per
     /// message.
     pub fn set_idle_timeout(&mut self, timeout: Option<Duration>) {
-        let d = self.deadlines_mut();
-        d.idle = timeout;
-        d.last_active = timeout.map(|_| Instant::now());
+        self.deadlines_mut().set_idle(timeout, Instant::now());
     }
 
     /// The idle timeout, if one is set.
     pub fn idle_timeout(&self) -> Option<Duration> {
-        self.deadlines.as_ref().and_then(|d| d.idle)
+        self.deadlines.as_ref().and_then(|d| d.idle())
     }
 
     /// Sets (or clears) the connect timeout: if a [`connect`](Channel::connect) has not
@@ -562,17 +500,13 @@ impl Channel {
     /// [`Timeout::Connect`](crate::Timeout::Connect) (default: close).
     pub fn set_connect_timeout(&mut self, timeout: Option<Duration>) {
         let connecting = self.is_connecting();
-        let d = self.deadlines_mut();
-        d.connect = timeout;
-        if connecting && d.connect_started.is_none() {
-            // Set after `connect`: count from now (the start was not recorded).
-            d.connect_started = Some(Instant::now());
-        }
+        self.deadlines_mut()
+            .set_connect(timeout, connecting, Instant::now());
     }
 
     /// The connect timeout, if one is set.
     pub fn connect_timeout(&self) -> Option<Duration> {
-        self.deadlines.as_ref().and_then(|d| d.connect)
+        self.deadlines.as_ref().and_then(|d| d.connect())
     }
 
     /// True while a listening channel has stopped accepting because the OS ran out of
@@ -695,7 +629,7 @@ impl Channel {
         }
         self.state = State::Connecting;
         if let Some(d) = &mut self.deadlines {
-            d.connect_started = Some(Instant::now());
+            d.start_connect(Instant::now());
         }
         Ok(())
     }

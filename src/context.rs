@@ -4,6 +4,7 @@ use std::ops::{Deref, DerefMut};
 
 use crate::channel::Channel;
 use crate::handle::LoopHandle;
+use crate::map::Registration;
 use crate::token::Token;
 
 /// What a hook receives: its own channel (through `Deref`) and the loop's
@@ -40,6 +41,8 @@ use crate::token::Token;
 pub struct Context<'a, S = ()> {
     pub(crate) token: Token,
     pub(crate) channel: &'a mut Channel,
+    /// The channel's registration (kept in the map's entry).
+    pub(crate) reg: &'a mut Registration,
     pub(crate) handle: &'a mut LoopHandle<S>,
 }
 
@@ -74,7 +77,7 @@ impl<S: 'static> Context<'_, S> {
     /// closed and no further hook runs on it. Idempotent. `handle_close` is not called.
     pub fn close(&mut self) {
         if !self.channel.is_closed() {
-            self.handle.deregister_and_close(self.channel);
+            self.handle.deregister_and_close(self.channel, self.reg);
         }
     }
 

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use std::ops::{Deref, DerefMut};
 
 use crate::channel::Pending;
-use crate::handle::{arm_deadline, ask, LoopHandle, SlotState, Stop};
+use crate::deadline;
+use crate::handle::{LoopHandle, Stop};
+use crate::route::ask;
 
 use crate::sys::{Backend, Event, Selector, FIRST_CHANNEL_KEY, SIGNAL_KEY, WAKER_KEY};
 
@@ -352,7 +354,7 @@ impl<S: 'static> EventLoop<S> {
     /// the last channel and no timer is left, return instead of waiting for nothing.
     fn iterate(&mut self, timeout: Option<Duration>, until_idle: bool) -> io::Result<usize> {
         self.core.stop = None;
-        self.core.free.append(&mut self.core.pending_free);
+        self.core.map.release_freed();
         self.refresh();
         // The refresh runs the closes asked for outside any hook (`close_when_done` or
         // `request_close` from a timer, a signal handler, a `Remote` call or another
@@ -439,21 +441,15 @@ impl<S: 'static> EventLoop<S> {
     fn refresh(&mut self) {
         match self.mode {
             Mode::Exact => {
-                for slot in &mut self.core.slots {
-                    slot.dirty = false;
-                }
-                self.core.dirty.clear();
-                for index in 0..self.core.slots.len() {
+                self.core.map.clear_dirty();
+                for index in 0..self.core.map.slot_count() {
                     self.refresh_one(index);
                 }
             }
             Mode::Scalable => {
                 #[cfg(debug_assertions)]
                 self.audit_predicates();
-                let mut dirty = std::mem::take(&mut self.core.dirty);
-                for &index in &dirty {
-                    self.core.slots[index as usize].dirty = false;
-                }
+                let dirty = self.core.map.take_dirty();
                 let mut done = 0;
                 let refreshed = catch_unwind(AssertUnwindSafe(|| {
                     for &index in &dirty {
@@ -464,14 +460,12 @@ impl<S: 'static> EventLoop<S> {
                 if let Err(payload) = refreshed {
                     // A propagating panic: the channels not asked yet stay queued.
                     for &index in &dirty[done + 1..] {
-                        self.core.mark_dirty(index);
+                        self.core.map.mark_dirty(index);
                     }
                     resume_unwind(payload);
                 }
-                dirty.clear();
                 // Keep the allocation; anything marked during this refresh stays queued.
-                dirty.append(&mut self.core.dirty);
-                self.core.dirty = dirty;
+                self.core.map.restore_dirty(dirty);
             }
         }
     }
@@ -486,15 +480,9 @@ impl<S: 'static> EventLoop<S> {
             return;
         }
         self.audited = Instant::now();
-        for index in 0..self.core.slots.len() {
-            let slot = &self.core.slots[index];
-            let SlotState::Occupied(entry) = &slot.state else {
-                continue;
-            };
-            if slot.dirty {
-                continue;
-            }
-            if matches!(ask(&*entry.dispatcher, &entry.channel), Ok(want) if want != entry.channel.registered)
+        let mut changed = Vec::new();
+        for (index, entry) in self.core.map.settled() {
+            if matches!(ask(&*entry.dispatcher, &entry.channel), Ok(want) if want != entry.reg.registered)
             {
                 crate::report::warning!(
                     "readable()/writable() of {} changed although nothing touched the \
@@ -503,18 +491,24 @@ impl<S: 'static> EventLoop<S> {
                      Mode::Exact). Applied now; release builds would not notice",
                     entry.channel
                 );
-                self.core.mark_dirty(index as u32);
+                changed.push(index as u32);
             }
+        }
+        for index in changed {
+            self.core.map.mark_dirty(index);
         }
     }
 
     fn refresh_one(&mut self, index: usize) {
-        let pending = matches!(&self.core.slots[index].state,
-            SlotState::Occupied(e) if e.channel.pending.any());
+        let pending = self
+            .core
+            .map
+            .at_mut(index)
+            .is_some_and(|e| e.channel.pending.any());
         if pending {
             self.core.route(index, |router| router.settle());
         }
-        let SlotState::Occupied(entry) = &mut self.core.slots[index].state else {
+        let Some(entry) = self.core.map.at_mut(index) else {
             return;
         };
         // Pushes from other callbacks in the iteration gathered after a first send: the
@@ -523,14 +517,7 @@ impl<S: 'static> EventLoop<S> {
         if entry.channel.pending.has(Pending::OUTPUT) {
             // Output sent since the last look (from any hook) is activity.
             entry.channel.pending.clear(Pending::OUTPUT);
-            if let Some(d) = entry
-                .channel
-                .deadlines
-                .as_mut()
-                .filter(|d| d.idle.is_some())
-            {
-                d.last_active = Some(self.core.now);
-            }
+            deadline::stamp_activity(&mut entry.channel.deadlines, self.core.now);
         }
         let want = match ask(&*entry.dispatcher, &entry.channel) {
             Ok(want) => want,
@@ -548,9 +535,15 @@ impl<S: 'static> EventLoop<S> {
             }
         };
         if let Some(token) = entry.channel.token {
-            arm_deadline(&mut self.core.timers, token, &mut entry.channel);
+            deadline::arm(
+                &mut self.core.timers,
+                token,
+                entry.channel.deadlines.as_deref(),
+                entry.channel.is_connecting(),
+                &mut entry.reg.armed,
+            );
         }
-        let have = entry.channel.registered;
+        let have = entry.reg.registered;
         if want == have {
             return;
         }
@@ -562,7 +555,7 @@ impl<S: 'static> EventLoop<S> {
             None => Ok(()),
         };
         match result {
-            Ok(()) => entry.channel.registered = want,
+            Ok(()) => entry.reg.registered = want,
             Err(e) => {
                 self.core.route(index, |router| router.error(e));
             }
@@ -588,7 +581,7 @@ impl<S> std::fmt::Debug for EventLoop<S> {
         f.debug_struct("EventLoop")
             .field("backend", &self.core.selector.backend())
             .field("mode", &self.mode)
-            .field("channels", &self.core.len)
+            .field("channels", &self.core.map.len())
             .finish()
     }
 }

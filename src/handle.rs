@@ -7,37 +7,16 @@ use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use crate::channel::Channel;
+use crate::deadline;
 use crate::dispatcher::Dispatcher;
 use crate::interest::Interest;
+use crate::map::{Entry, Map, Registration};
 use crate::remote::{Inbox, Remote};
 use crate::report::{self, panic_message};
-use crate::route::Router;
 use crate::signal::Signals;
 use crate::sys::{Selector, FIRST_CHANNEL_KEY, SIGNAL_KEY, WAKER_KEY};
 use crate::timer::{deadline_after, Action, TimerId, Timers};
 use crate::token::Token;
-
-/// A channel in the map with its dispatcher.
-pub(crate) struct Entry<S> {
-    pub(crate) channel: Channel,
-    pub(crate) dispatcher: Box<dyn Dispatcher<S>>,
-}
-
-pub(crate) enum SlotState<S> {
-    Vacant,
-    /// Taken out of the map while one of its hooks runs.
-    Busy,
-    /// Boxed: a dispatch moves the entry out and back, 8 bytes instead of ~120, and a
-    /// slot stays small enough that 1,000 of them fit in L1.
-    Occupied(Box<Entry<S>>),
-}
-
-pub(crate) struct Slot<S> {
-    pub(crate) generation: u32,
-    /// Queued in `LoopHandle::dirty` (re-ask the predicates before the next wait).
-    pub(crate) dirty: bool,
-    pub(crate) state: SlotState<S>,
-}
 
 /// How [`run`](crate::EventLoop::run) should stop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,19 +96,12 @@ pub(crate) enum Stop {
 /// # std::io::Result::Ok(())
 /// ```
 pub struct LoopHandle<S = ()> {
-    pub(crate) slots: Vec<Slot<S>>,
-    /// Slots free for reuse now.
-    pub(crate) free: Vec<u32>,
-    /// Slots freed during this iteration: reusable from the next one, so no event already
-    /// read from the OS can reach a new channel in a reused slot.
-    pub(crate) pending_free: Vec<u32>,
-    pub(crate) dirty: Vec<u32>,
+    pub(crate) map: Map<S>,
     pub(crate) selector: Selector,
     pub(crate) timers: Timers<S>,
     /// The time read right after the last wait (libuv's `uv_now`): the base for idle and
     /// back-off deadlines, read once per iteration instead of once per event.
     pub(crate) now: Instant,
-    pub(crate) len: usize,
     pub(crate) stop: Option<Stop>,
     pub(crate) log_warnings: bool,
     pub(crate) catch_panics: bool,
@@ -147,14 +119,10 @@ fn invalid(msg: &str) -> io::Error {
 impl<S: 'static> LoopHandle<S> {
     pub(crate) fn new(selector: Selector, state: S) -> LoopHandle<S> {
         LoopHandle {
-            slots: Vec::new(),
-            free: Vec::new(),
-            pending_free: Vec::new(),
-            dirty: Vec::new(),
+            map: Map::new(),
             selector,
             timers: Timers::default(),
             now: Instant::now(),
-            len: 0,
             stop: None,
             log_warnings: false,
             catch_panics: true,
@@ -215,7 +183,7 @@ impl<S: 'static> LoopHandle<S> {
         make: impl FnOnce(Token) -> D,
     ) -> io::Result<Token> {
         self.check_addable(&channel)?;
-        let dispatcher = make(self.upcoming(0));
+        let dispatcher = make(self.map.upcoming(0));
         self.insert(channel, Box::new(dispatcher), short_type_name::<D>())
     }
 
@@ -249,7 +217,7 @@ impl<S: 'static> LoopHandle<S> {
     ) -> io::Result<(Token, Token)> {
         self.check_addable(&a)?;
         self.check_addable(&b)?;
-        let (da, db) = make(self.upcoming(0), self.upcoming(1));
+        let (da, db) = make(self.map.upcoming(0), self.map.upcoming(1));
         let ta = self.insert(a, Box::new(da), short_type_name::<A>())?;
         let tb = self.insert(b, Box::new(db), short_type_name::<B>())?;
         Ok((ta, tb))
@@ -257,21 +225,19 @@ impl<S: 'static> LoopHandle<S> {
 
     /// The number of channels in the map.
     pub fn len(&self) -> usize {
-        self.len
+        self.map.len()
     }
 
     /// True if the map is empty ([`run`](crate::EventLoop::run) returns at once if no
     /// timer is pending either).
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.map.len() == 0
     }
 
     /// True if `token` names a channel still in the map (a channel running a hook
     /// included).
     pub fn contains(&self, token: Token) -> bool {
-        self.slots.get(token.index as usize).is_some_and(|s| {
-            s.generation == token.generation && !matches!(s.state, SlotState::Vacant)
-        })
+        self.map.contains(token)
     }
 
     /// Every channel in the map with its token, in slot order. A channel whose hook is
@@ -295,49 +261,37 @@ impl<S: 'static> LoopHandle<S> {
     /// # std::io::Result::Ok(())
     /// ```
     pub fn channels(&self) -> impl Iterator<Item = (Token, &Channel)> + '_ {
-        self.slots
-            .iter()
-            .enumerate()
-            .filter_map(|(index, slot)| match &slot.state {
-                SlotState::Occupied(e) => Some((
-                    Token {
-                        index: index as u32,
-                        generation: slot.generation,
-                    },
-                    &e.channel,
-                )),
-                _ => None,
-            })
+        self.map.iter().map(|(token, e)| (token, &e.channel))
     }
 
     /// A channel, for reading its state. `None` for a stale token, or for the channel
     /// whose hook is running (the hook has it as its `Context`).
     pub fn channel(&self, token: Token) -> Option<&Channel> {
-        self.entry(token).map(|e| &e.channel)
+        self.map.entry(token).map(|e| &e.channel)
     }
 
     /// A channel, for pushing output or changing it; its predicates are re-asked before
     /// the next wait. `None` as for [`channel`](LoopHandle::channel).
     pub fn channel_mut(&mut self, token: Token) -> Option<&mut Channel> {
-        self.entry_mut(token).map(|e| &mut e.channel)
+        self.map.entry_mut(token).map(|e| &mut e.channel)
     }
 
     /// A channel's dispatcher, if it is a `D`.
     pub fn dispatcher<D: Dispatcher<S>>(&self, token: Token) -> Option<&D> {
-        let entry = self.entry(token)?;
+        let entry = self.map.entry(token)?;
         (&*entry.dispatcher as &dyn Any).downcast_ref::<D>()
     }
 
     /// A channel's dispatcher, mutably, if it is a `D`; the channel is re-asked before the
     /// next wait.
     pub fn dispatcher_mut<D: Dispatcher<S>>(&mut self, token: Token) -> Option<&mut D> {
-        let entry = self.entry_mut(token)?;
+        let entry = self.map.entry_mut(token)?;
         (&mut *entry.dispatcher as &mut dyn Any).downcast_mut::<D>()
     }
 
     /// Both at once: a channel and its dispatcher (if it is a `D`).
     pub fn get_mut<D: Dispatcher<S>>(&mut self, token: Token) -> Option<(&mut Channel, &mut D)> {
-        let entry = self.entry_mut(token)?;
+        let entry = self.map.entry_mut(token)?;
         let d = (&mut *entry.dispatcher as &mut dyn Any).downcast_mut::<D>()?;
         Some((&mut entry.channel, d))
     }
@@ -347,7 +301,7 @@ impl<S: 'static> LoopHandle<S> {
     /// state the loop cannot see change).
     pub fn touch(&mut self, token: Token) {
         if self.contains(token) {
-            self.mark_dirty(token.index);
+            self.map.mark_dirty(token.index);
         }
     }
 
@@ -383,20 +337,13 @@ impl<S: 'static> LoopHandle<S> {
     /// # std::io::Result::Ok(())
     /// ```
     pub fn close(&mut self, token: Token) -> bool {
-        let Some(slot) = self.live_slot(token) else {
+        let Some(mut entry) = self.map.remove(token) else {
             return false;
         };
-        match std::mem::replace(&mut slot.state, SlotState::Vacant) {
-            SlotState::Occupied(mut entry) => {
-                self.deregister_and_close(&mut entry.channel);
-                self.free_slot(token.index, Some(entry));
-                true
-            }
-            other => {
-                slot.state = other;
-                false
-            }
-        }
+        let Entry { channel, reg, .. } = &mut *entry;
+        self.deregister_and_close(channel, reg);
+        self.drop_entry(entry);
+        true
     }
 
     /// Closes every channel (asyncore's `close_all`): the map is empty afterwards, even if
@@ -404,13 +351,8 @@ impl<S: 'static> LoopHandle<S> {
     /// closed too once it returns ([`Context::close_all`](crate::Context::close_all)
     /// closes it at once).
     pub fn close_all(&mut self) {
-        for index in 0..self.slots.len() {
-            let slot = &self.slots[index];
-            if matches!(slot.state, SlotState::Occupied(_)) {
-                let token = Token {
-                    index: index as u32,
-                    generation: slot.generation,
-                };
+        for index in 0..self.map.slot_count() {
+            if let Some(token) = self.map.occupied_token(index) {
                 self.close(token);
             }
         }
@@ -660,20 +602,10 @@ impl<S: 'static> LoopHandle<S> {
         if channel.token.is_some() {
             return Err(invalid("the channel already belongs to a loop"));
         }
-        if self.slots.len() + 2 > u32::MAX as usize {
+        if self.map.slot_count() + 2 > u32::MAX as usize {
             return Err(invalid("too many channels (the limit is 2^32)"));
         }
         Ok(())
-    }
-
-    /// The token the `k`-th next insert will get (k = 0: the next one).
-    fn upcoming(&self, k: usize) -> Token {
-        let index = match self.free.len().checked_sub(k + 1) {
-            Some(i) => self.free[i],
-            None => (self.slots.len() + k - self.free.len()) as u32,
-        };
-        let generation = self.slots.get(index as usize).map_or(0, |s| s.generation);
-        Token { index, generation }
     }
 
     /// Puts a checked channel in a slot.
@@ -684,107 +616,48 @@ impl<S: 'static> LoopHandle<S> {
         label: &'static str,
     ) -> io::Result<Token> {
         self.check_addable(&channel)?;
-        let index = match self.free.pop() {
-            Some(i) => i,
-            None => {
-                let i = self.slots.len() as u32; // checked above
-                self.slots.push(Slot {
-                    generation: 0,
-                    dirty: false,
-                    state: SlotState::Vacant,
-                });
-                i
-            }
-        };
-        let slot = &mut self.slots[index as usize];
-        let token = Token {
-            index,
-            generation: slot.generation,
-        };
-        channel.token = Some(token);
         channel.label = label;
-        channel.registered = Interest::NONE;
-        if let Some(d) = channel.deadlines.as_mut().filter(|d| d.idle.is_some()) {
-            d.last_active = Some(Instant::now());
+        if let Some(d) = channel.deadlines.as_mut() {
+            d.stamp_activity(Instant::now());
         }
-        slot.state = SlotState::Occupied(Box::new(Entry {
-            channel,
-            dispatcher,
-        }));
-        self.len += 1;
-        self.mark_dirty(index);
-        Ok(token)
-    }
-
-    pub(crate) fn mark_dirty(&mut self, index: u32) {
-        if let Some(slot) = self.slots.get_mut(index as usize) {
-            if !slot.dirty {
-                slot.dirty = true;
-                self.dirty.push(index);
+        Ok(self.map.insert(|token| {
+            channel.token = Some(token);
+            Entry {
+                channel,
+                dispatcher,
+                reg: Registration::default(),
             }
-        }
-    }
-
-    /// The slot of a live token (occupied or busy, same generation).
-    fn live_slot(&mut self, token: Token) -> Option<&mut Slot<S>> {
-        self.slots
-            .get_mut(token.index as usize)
-            .filter(|s| s.generation == token.generation && !matches!(s.state, SlotState::Vacant))
-    }
-
-    pub(crate) fn entry(&self, token: Token) -> Option<&Entry<S>> {
-        let slot = self.slots.get(token.index as usize)?;
-        match &slot.state {
-            SlotState::Occupied(e) if slot.generation == token.generation => Some(&**e),
-            _ => None,
-        }
-    }
-
-    /// Mutable access to a channel that is not running a hook; marks it for re-asking.
-    pub(crate) fn entry_mut(&mut self, token: Token) -> Option<&mut Entry<S>> {
-        self.live_slot(token)?;
-        self.mark_dirty(token.index);
-        match &mut self.slots[token.index as usize].state {
-            SlotState::Occupied(e) => Some(&mut **e),
-            _ => None,
-        }
+        }))
     }
 
     /// Deregisters and closes a channel's handle (the channel stays where it is), and
     /// cancels its timer.
-    pub(crate) fn deregister_and_close(&mut self, channel: &mut Channel) {
+    pub(crate) fn deregister_and_close(&mut self, channel: &mut Channel, reg: &mut Registration) {
         if let (Some(fd), Some(token)) = (channel.fd(), channel.token) {
-            if !channel.registered.is_empty() {
+            if !reg.registered.is_empty() {
                 // A failure here means the fd is already gone from the backend (closed
                 // behind our back); closing proceeds either way.
                 let _ = self.selector.update(
                     fd,
                     FIRST_CHANNEL_KEY + token.index as usize,
-                    channel.registered,
+                    reg.registered,
                     Interest::NONE,
                 );
             }
         }
-        if let Some((_, id)) = channel.deadlines.as_mut().and_then(|d| d.armed.take()) {
-            self.timers.cancel(id);
-        }
-        channel.registered = Interest::NONE;
+        deadline::disarm(&mut self.timers, &mut reg.armed);
+        reg.registered = Interest::NONE;
         channel.close_fd();
     }
 
-    /// Frees a slot whose channel is closed: the entry is dropped (a panic in the
-    /// dispatcher's `Drop` is caught and logged) and the slot is reusable next iteration.
-    pub(crate) fn free_slot(&mut self, index: u32, entry: Option<Box<Entry<S>>>) {
-        let slot = &mut self.slots[index as usize];
-        slot.state = SlotState::Vacant;
-        slot.generation = slot.generation.wrapping_add(1);
-        self.pending_free.push(index);
-        self.len -= 1;
-        if let Some(entry) = entry {
-            self.drop_entry(entry);
-        }
+    /// Frees the busy slot `index` whose channel closed during a dispatch and drops its
+    /// entry.
+    pub(crate) fn free_slot(&mut self, index: u32, entry: Box<Entry<S>>) {
+        self.map.free(index);
+        self.drop_entry(entry);
     }
 
+    /// Drops a removed entry (a panic in the dispatcher's `Drop` is caught and logged).
     fn drop_entry(&self, entry: Box<Entry<S>>) {
         if self.catch_panics {
             let label = entry.channel.label;
@@ -799,48 +672,8 @@ impl<S: 'static> LoopHandle<S> {
     }
 }
 
-/// What the loop does with the map and the timers during an iteration.
+/// Running callbacks (timers, signals, remote calls) with their panics caught.
 impl<S: 'static> LoopHandle<S> {
-    /// Runs the timers due now. Timers set meanwhile wait for a later iteration, so a
-    /// zero-delay timer that re-arms itself cannot hold the loop in one pass.
-    /// `now` is the time read right after the wait: never later than the real time, so
-    /// never early. Returns how many timers ran.
-    pub(crate) fn run_timers(&mut self, now: Instant) -> usize {
-        let mut ran = 0;
-        if self.timers.len() == 0 {
-            return ran;
-        }
-        let set_before = self.timers.mark();
-        while self.stop != Some(Stop::Now) {
-            let Some(due) = self.timers.pop_due(now, set_before) else {
-                break;
-            };
-            ran += 1;
-            match due.action {
-                Action::Once(f) => {
-                    let outcome = self.callback(|lp| f(lp, due.id));
-                    self.survive("timer", outcome);
-                }
-                Action::Every(period, mut f) => {
-                    let outcome = self.callback(|lp| f(lp, due.id));
-                    if outcome.is_err() {
-                        // A periodic timer that panicked is not re-armed.
-                        self.timers.cancel(due.id);
-                    }
-                    let now = Instant::now();
-                    self.timers.finish(due.id, due.deadline, now, period, f);
-                    self.survive("periodic timer", outcome);
-                }
-                Action::Channel(token) => {
-                    if self.contains(token) {
-                        self.route(token.index as usize, |router| router.deadline(now));
-                    }
-                }
-            }
-        }
-        ran
-    }
-
     /// Runs a timer, signal or remote callback, catching a panic.
     pub(crate) fn callback(
         &mut self,
@@ -862,122 +695,6 @@ impl<S: 'static> LoopHandle<S> {
             );
         }
     }
-
-    /// Takes the channel in slot `index` out of the map, runs `f` on it, and puts it back
-    /// (or frees the slot if it closed). Returns false if the slot holds no channel.
-    #[inline(always)]
-    pub(crate) fn route(&mut self, index: usize, f: impl FnOnce(&mut Router<'_, S>)) -> bool {
-        let Some(slot) = self.slots.get_mut(index) else {
-            return false;
-        };
-        let generation = slot.generation;
-        let mut entry = match std::mem::replace(&mut slot.state, SlotState::Busy) {
-            SlotState::Occupied(entry) => entry,
-            other => {
-                slot.state = other;
-                return false;
-            }
-        };
-        let Entry {
-            channel,
-            dispatcher,
-        } = &mut *entry;
-        let mut router = Router {
-            token: Token {
-                index: index as u32,
-                generation,
-            },
-            core: &mut *self,
-            channel,
-            dispatcher: &mut **dispatcher,
-            close_called: false,
-        };
-        // The hook, then (while the entry is at hand and hot in cache) its predicates, in
-        // one unwind guard: a second `catch_unwind` per message cost ~10 instructions.
-        // `asking` tells a panic in a predicate from one in a hook or the loop.
-        let mut asking = false;
-        let run = catch_unwind(AssertUnwindSafe(|| {
-            f(&mut router);
-            let ch = &*router.channel;
-            // Re-ask the predicates now: if the interest is unchanged, nothing is pending
-            // and no deadline needs arming, the refresh pass can skip this channel.
-            // Anything that changes it later in this iteration marks it dirty
-            // (channel_mut, touch, ...), as for any channel.
-            if ch.is_closed() || ch.pending.any() || ch.deadlines.is_some() {
-                return false;
-            }
-            asking = true;
-            ask_unguarded(&*router.dispatcher, ch) == ch.registered
-        }));
-        let settled = match run {
-            Ok(settled) => settled,
-            // A predicate panicked: the refresh pass asks again and handles it there.
-            Err(_) if asking => false,
-            Err(payload) => {
-                // Panics propagate (`set_catch_panics(false)`): close the channel as a
-                // caught panic would, with its one `handle_close` (unless that is what
-                // panicked), so no slot stays busy and no registration outlives its fd.
-                if catch_unwind(AssertUnwindSafe(|| router.close_event())).is_err() {
-                    report::error!("handle_close panicked after a propagating panic");
-                }
-                self.deregister_and_close(&mut entry.channel);
-                self.free_slot(index as u32, Some(entry));
-                resume_unwind(payload);
-            }
-        };
-        if entry.channel.is_closed() {
-            self.free_slot(index as u32, Some(entry));
-        } else {
-            self.slots[index].state = SlotState::Occupied(entry);
-            if !settled {
-                self.mark_dirty(index as u32);
-            }
-        }
-        true
-    }
-}
-
-/// Arms a loop timer for a channel's earliest deadline (idle, connect, back-off) if
-/// none is armed for that time or earlier. A later deadline is left to the armed timer,
-/// which re-arms when it fires early for what is then due: activity on a channel with
-/// an idle timeout costs no timer operation.
-pub(crate) fn arm_deadline<S>(timers: &mut Timers<S>, token: Token, channel: &mut Channel) {
-    let state = channel.state();
-    let Some(d) = channel.deadlines.as_mut() else {
-        return;
-    };
-    let Some(at) = d.next(state) else {
-        return;
-    };
-    if let Some((armed_at, id)) = d.armed {
-        if armed_at <= at {
-            return;
-        }
-        timers.cancel(id);
-    }
-    let id = timers.insert(at, Action::Channel(token));
-    d.armed = Some((at, id));
-}
-
-/// Asks a channel's predicates; the panic's payload if one panicked.
-pub(crate) fn ask<S: 'static>(
-    dispatcher: &dyn Dispatcher<S>,
-    channel: &Channel,
-) -> Result<Interest, Box<dyn Any + Send>> {
-    catch_unwind(AssertUnwindSafe(|| ask_unguarded(dispatcher, channel)))
-}
-
-/// [`ask`] without its unwind guard, for a caller that has one.
-#[inline]
-fn ask_unguarded<S: 'static>(dispatcher: &dyn Dispatcher<S>, channel: &Channel) -> Interest {
-    // After end of file input is always "ready": watching it would spin. A listener
-    // paused by the accept back-off waits for its timer.
-    let r = !channel.is_eof()
-        && !channel.is_accept_paused()
-        && !channel.is_reading_paused()
-        && dispatcher.readable(channel);
-    let w = !channel.is_accepting() && dispatcher.writable(channel);
-    Interest::from_flags(r, w)
 }
 
 /// "crate::module::Type<Args>" → "Type<Args>", for messages.
@@ -994,7 +711,7 @@ impl<S> std::fmt::Debug for LoopHandle<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LoopHandle")
             .field("backend", &self.selector.backend())
-            .field("channels", &self.len)
+            .field("channels", &self.map.len())
             .field("timers", &self.timers.len())
             .finish_non_exhaustive()
     }

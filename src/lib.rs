@@ -200,12 +200,15 @@
 mod channel;
 pub mod chat;
 mod context;
+mod deadline;
 mod dispatcher;
+mod errors;
 mod event_loop;
 mod group;
 pub mod guide;
 mod handle;
 mod interest;
+mod map;
 mod poller;
 pub mod producer;
 mod remote;
@@ -218,10 +221,11 @@ mod sys;
 mod timer;
 mod token;
 
-pub use channel::{is_disconnect, Channel, State};
+pub use channel::{Channel, State};
 pub use chat::{AsyncChat, ChatContext, ChatHandler, Piece, Scanner, Scripted, Terminator};
 pub use context::Context;
 pub use dispatcher::{Dispatcher, ACCEPT_BATCH};
+pub use errors::is_disconnect;
 pub use event_loop::{EventLoop, Mode};
 pub use group::LoopGroup;
 pub use handle::LoopHandle;

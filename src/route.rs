@@ -3,64 +3,27 @@
 
 use std::any::Any;
 use std::io;
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::time::{Duration, Instant};
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::time::Instant;
 
-use rustix::io::Errno;
-
-use crate::channel::{is_disconnect, Backoff, Channel, Pending, State};
+use crate::channel::{Channel, Pending, State};
 use crate::context::Context;
+use crate::deadline;
 use crate::dispatcher::Dispatcher;
+use crate::errors::{is_resource_exhaustion, ErrorRoute};
 use crate::handle::{LoopHandle, Stop};
-use crate::interest::Ready;
+use crate::interest::{Interest, Ready};
+use crate::map::{Entry, Registration};
 use crate::report::{self, panic_message};
-use crate::timer::Timeout;
+use crate::timer::Action;
 use crate::token::Token;
-
-/// The first pause after an accept ran out of resources; it doubles per failed retry.
-const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
-/// The longest pause: once descriptors free up, accepting resumes within this.
-const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
-
-/// Accept errors that mean "out of descriptors or memory": retrying at once would spin,
-/// closing the listener would stop the service for a passing shortage.
-fn is_resource_exhaustion(err: &io::Error) -> bool {
-    matches!(
-        Errno::from_io_error(err),
-        Some(Errno::MFILE | Errno::NFILE | Errno::NOBUFS | Errno::NOMEM)
-    )
-}
-
-/// Where a hook's error goes: the one policy shared by the loop and the chat layer's
-/// scripted transport. `handle_error` returning an error (its default) then closes the
-/// channel through `handle_close`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum ErrorRoute {
-    /// Would-block: nothing happened.
-    Ignore,
-    /// A disconnect (`is_disconnect`): `handle_close`.
-    Close,
-    /// Anything else: `handle_error`.
-    HandleError,
-}
-
-impl ErrorRoute {
-    pub(crate) fn of(err: &io::Error) -> ErrorRoute {
-        if err.kind() == io::ErrorKind::WouldBlock {
-            ErrorRoute::Ignore
-        } else if is_disconnect(err) {
-            ErrorRoute::Close
-        } else {
-            ErrorRoute::HandleError
-        }
-    }
-}
 
 /// One channel taken out of the map while its hooks run.
 pub(crate) struct Router<'a, S> {
     pub(crate) token: Token,
     pub(crate) core: &'a mut LoopHandle<S>,
     pub(crate) channel: &'a mut Channel,
+    pub(crate) reg: &'a mut Registration,
     pub(crate) dispatcher: &'a mut dyn Dispatcher<S>,
     /// `handle_close` was called: a panic from now on gets no second cleanup call.
     pub(crate) close_called: bool,
@@ -101,6 +64,7 @@ impl<S: 'static> Router<'_, S> {
         let mut ctx = Context {
             token: self.token,
             channel: &mut *self.channel,
+            reg: &mut *self.reg,
             handle: &mut *self.core,
         };
         let dispatcher = &mut *self.dispatcher;
@@ -124,7 +88,7 @@ impl<S: 'static> Router<'_, S> {
 
     fn close(&mut self) {
         if self.is_open() {
-            self.core.deregister_and_close(self.channel);
+            self.core.deregister_and_close(self.channel, self.reg);
         }
     }
 
@@ -222,27 +186,10 @@ impl<S: 'static> Router<'_, S> {
     /// The channel's loop timer fired: resume accepting after a back-off, or report an
     /// expired connect or idle timeout.
     pub(crate) fn deadline(&mut self, now: Instant) {
-        let state = self.channel.state();
-        let d = self.channel.deadlines_mut();
-        d.armed = None;
-        if let Some(b) = &mut d.backoff {
-            if b.paused && b.resume_at <= now {
-                b.paused = false;
-            }
-        }
-        let due = |start: Option<Instant>, timeout: Option<Duration>| matches!((start, timeout), (Some(s), Some(t)) if s.checked_add(t).is_some_and(|at| at <= now));
-        let connect_due = state == State::Connecting && due(d.connect_started, d.connect);
-        let idle_due = due(d.last_active, d.idle);
-        if connect_due {
-            d.connect_started = Some(now);
-            self.hook("handle_timeout", |d, ctx| {
-                d.handle_timeout(ctx, Timeout::Connect)
-            });
-        } else if idle_due {
-            d.last_active = Some(now);
-            self.hook("handle_timeout", |d, ctx| {
-                d.handle_timeout(ctx, Timeout::Idle)
-            });
+        self.reg.armed = None;
+        let connecting = self.channel.is_connecting();
+        if let Some(timeout) = self.channel.deadlines_mut().expire(connecting, now) {
+            self.hook("handle_timeout", |d, ctx| d.handle_timeout(ctx, timeout));
         }
         self.settle();
     }
@@ -274,9 +221,7 @@ impl<S: 'static> Router<'_, S> {
             // The fd was closed behind the loop's back.
             return self.close_event();
         }
-        if let Some(d) = self.channel.deadlines.as_mut().filter(|d| d.idle.is_some()) {
-            d.last_active = Some(self.core.now);
-        }
+        deadline::stamp_activity(&mut self.channel.deadlines, self.core.now);
         if ready == Ready::READ && self.channel.state() == State::Connected {
             // Plain input on a connected channel with a timeout set.
             self.hook("handle_read", |d, ctx| d.handle_read(ctx));
@@ -285,7 +230,7 @@ impl<S: 'static> Router<'_, S> {
         // Each event is settled before the next, as select's three phases are, so every
         // backend runs the same hooks in the same order.
         let hup = ready.intersects(Ready::HUP | Ready::ERR);
-        let wants = self.channel.registered;
+        let wants = self.reg.registered;
         if ready.intersects(Ready::READ) || (hup && wants.is_readable()) {
             self.channel.pending.clear(Pending::INPUT);
             self.read_event();
@@ -332,12 +277,12 @@ impl<S: 'static> Router<'_, S> {
         match self.call("handle_accept", |d, ctx| d.handle_accept(ctx)) {
             Outcome::Done(Err(e)) if is_resource_exhaustion(&e) => self.pause_accepting(&e),
             outcome => {
-                let backoff = self
+                let backed_off = self
                     .channel
                     .deadlines
                     .as_mut()
-                    .and_then(|d| d.backoff.take());
-                if backoff.is_some() {
+                    .is_some_and(|d| d.end_backoff());
+                if backed_off {
                     log::info!("accepting again on {}", self.channel);
                 }
                 self.finish(outcome);
@@ -346,22 +291,12 @@ impl<S: 'static> Router<'_, S> {
     }
 
     fn pause_accepting(&mut self, err: &io::Error) {
-        let delay = match self.channel.deadlines_mut().backoff {
-            Some(b) => (b.delay * 2).min(ACCEPT_BACKOFF_MAX),
-            None => {
-                report::warning!(
-                    "accept failed on {} ({err}); pausing accepts, retrying with back-off",
-                    self.channel
-                );
-                ACCEPT_BACKOFF_MIN
-            }
-        };
-        let resume_at = self.core.now + delay;
-        self.channel.deadlines_mut().backoff = Some(Backoff {
-            delay,
-            resume_at,
-            paused: true,
-        });
+        if self.channel.deadlines_mut().pause_accepting(self.core.now) {
+            report::warning!(
+                "accept failed on {} ({err}); pausing accepts, retrying with back-off",
+                self.channel
+            );
+        }
     }
 
     fn write_event(&mut self) {
@@ -404,4 +339,134 @@ impl<S: 'static> Router<'_, S> {
         }
         self.is_open() && self.channel.is_connected()
     }
+}
+
+/// What the loop does with a channel taken out of the map, and with the timers, during
+/// an iteration (here rather than in `handle.rs`, which does not know the router).
+impl<S: 'static> LoopHandle<S> {
+    /// Runs the timers due now. Timers set meanwhile wait for a later iteration, so a
+    /// zero-delay timer that re-arms itself cannot hold the loop in one pass.
+    /// `now` is the time read right after the wait: never later than the real time, so
+    /// never early. Returns how many timers ran.
+    pub(crate) fn run_timers(&mut self, now: Instant) -> usize {
+        let mut ran = 0;
+        if self.timers.len() == 0 {
+            return ran;
+        }
+        let set_before = self.timers.mark();
+        while self.stop != Some(Stop::Now) {
+            let Some(due) = self.timers.pop_due(now, set_before) else {
+                break;
+            };
+            ran += 1;
+            match due.action {
+                Action::Once(f) => {
+                    let outcome = self.callback(|lp| f(lp, due.id));
+                    self.survive("timer", outcome);
+                }
+                Action::Every(period, mut f) => {
+                    let outcome = self.callback(|lp| f(lp, due.id));
+                    if outcome.is_err() {
+                        // A periodic timer that panicked is not re-armed.
+                        self.timers.cancel(due.id);
+                    }
+                    let now = Instant::now();
+                    self.timers.finish(due.id, due.deadline, now, period, f);
+                    self.survive("periodic timer", outcome);
+                }
+                Action::Channel(token) => {
+                    if self.contains(token) {
+                        self.route(token.index as usize, |router| router.deadline(now));
+                    }
+                }
+            }
+        }
+        ran
+    }
+
+    /// Takes the channel in slot `index` out of the map, runs `f` on it, and puts it back
+    /// (or frees the slot if it closed). Returns false if the slot holds no channel.
+    #[inline(always)]
+    pub(crate) fn route(&mut self, index: usize, f: impl FnOnce(&mut Router<'_, S>)) -> bool {
+        let Some((token, mut entry)) = self.map.check_out(index) else {
+            return false;
+        };
+        let Entry {
+            channel,
+            dispatcher,
+            reg,
+        } = &mut *entry;
+        let mut router = Router {
+            token,
+            core: &mut *self,
+            channel,
+            reg,
+            dispatcher: &mut **dispatcher,
+            close_called: false,
+        };
+        // The hook, then (while the entry is at hand and hot in cache) its predicates, in
+        // one unwind guard: a second `catch_unwind` per message cost ~10 instructions.
+        // `asking` tells a panic in a predicate from one in a hook or the loop.
+        let mut asking = false;
+        let run = catch_unwind(AssertUnwindSafe(|| {
+            f(&mut router);
+            let ch = &*router.channel;
+            // Re-ask the predicates now: if the interest is unchanged, nothing is pending
+            // and no deadline needs arming, the refresh pass can skip this channel.
+            // Anything that changes it later in this iteration marks it dirty
+            // (channel_mut, touch, ...), as for any channel.
+            if ch.is_closed() || ch.pending.any() || ch.deadlines.is_some() {
+                return false;
+            }
+            asking = true;
+            ask_unguarded(&*router.dispatcher, ch) == router.reg.registered
+        }));
+        let settled = match run {
+            Ok(settled) => settled,
+            // A predicate panicked: the refresh pass asks again and handles it there.
+            Err(_) if asking => false,
+            Err(payload) => {
+                // Panics propagate (`set_catch_panics(false)`): close the channel as a
+                // caught panic would, with its one `handle_close` (unless that is what
+                // panicked), so no slot stays busy and no registration outlives its fd.
+                if catch_unwind(AssertUnwindSafe(|| router.close_event())).is_err() {
+                    report::error!("handle_close panicked after a propagating panic");
+                }
+                let Entry { channel, reg, .. } = &mut *entry;
+                self.deregister_and_close(channel, reg);
+                self.free_slot(index as u32, entry);
+                resume_unwind(payload);
+            }
+        };
+        if entry.channel.is_closed() {
+            self.free_slot(index as u32, entry);
+        } else {
+            self.map.put_back(index, entry);
+            if !settled {
+                self.map.mark_dirty(index as u32);
+            }
+        }
+        true
+    }
+}
+
+/// Asks a channel's predicates; the panic's payload if one panicked.
+pub(crate) fn ask<S: 'static>(
+    dispatcher: &dyn Dispatcher<S>,
+    channel: &Channel,
+) -> Result<Interest, Box<dyn Any + Send>> {
+    catch_unwind(AssertUnwindSafe(|| ask_unguarded(dispatcher, channel)))
+}
+
+/// [`ask`] without its unwind guard, for a caller that has one.
+#[inline]
+fn ask_unguarded<S: 'static>(dispatcher: &dyn Dispatcher<S>, channel: &Channel) -> Interest {
+    // After end of file input is always "ready": watching it would spin. A listener
+    // paused by the accept back-off waits for its timer.
+    let r = !channel.is_eof()
+        && !channel.is_accept_paused()
+        && !channel.is_reading_paused()
+        && dispatcher.readable(channel);
+    let w = !channel.is_accepting() && dispatcher.writable(channel);
+    Interest::from_flags(r, w)
 }

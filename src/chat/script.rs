@@ -6,9 +6,9 @@ use std::io;
 use crate::chat::channel::AsyncChat;
 use crate::chat::handler::ChatHandler;
 use crate::chat::transport::Transport;
+use crate::errors::ErrorRoute;
 use crate::handle::LoopHandle;
 use crate::producer::Producer;
-use crate::route::ErrorRoute;
 use crate::sys::{Backend, Selector};
 use crate::token::Token;
 
