@@ -6,8 +6,8 @@
 //! iterations). The few marked `no_run` serve until a signal, and each is a tested
 //! example: `examples/asyncore_echo_server.rs` and `examples/asyncore_http_client.rs`,
 //! included verbatim in [the porting chapter](porting) and run by
-//! `tests/asyncore_ports.rs`, and the main thread of `echo_server --threads N` in
-//! [the multi-core chapter](multi_core), run by `tests/examples_exit.rs`.
+//! `tests/loop/asyncore_ports.rs`, and the main thread of `echo_server --threads N` in
+//! [the multi-core chapter](multi_core), run by `tests/loop/examples_exit.rs`.
 //!
 //! 1. [Writing a server and writing a client](server_and_client)
 //! 2. [Sharing state](sharing_state): loop-owned state, one helper for hooks, timers and
@@ -57,11 +57,11 @@ pub mod testing {}
     include_str!("guide/porting.md"),
     "\n## The echo server, whole\n\nPython (`src/guide/asyncore_echo_server.py`, from the CPython 3.11 documentation):\n\n```python\n",
     include_str!("guide/asyncore_echo_server.py"),
-    "```\n\nRust (`examples/asyncore_echo_server.rs`, run by `tests/asyncore_ports.rs`; `no_run` here because it serves until a signal):\n\n```rust,no_run\n",
+    "```\n\nRust (`examples/asyncore_echo_server.rs`, run by `tests/loop/asyncore_ports.rs`; `no_run` here because it serves until a signal):\n\n```rust,no_run\n",
     include_str!("../examples/asyncore_echo_server.rs"),
     "```\n\n## The HTTP client, whole\n\nPython (`src/guide/asyncore_http_client.py`, from the CPython 3.11 documentation):\n\n```python\n",
     include_str!("guide/asyncore_http_client.py"),
-    "```\n\nRust (`examples/asyncore_http_client.rs`, run by `tests/asyncore_ports.rs` against a local HTTP server; `no_run` here because it would connect to www.python.org):\n\n```rust,no_run\n",
+    "```\n\nRust (`examples/asyncore_http_client.rs`, run by `tests/loop/asyncore_ports.rs` against a local HTTP server; `no_run` here because it would connect to www.python.org):\n\n```rust,no_run\n",
     include_str!("../examples/asyncore_http_client.rs"),
     "```\n",
 )]

@@ -88,7 +88,7 @@ thread_local! {
 ///
 /// Everywhere else the callbacks, their data and what
 /// [`get_terminator`](ChatContext::get_terminator) returns in them are asynchat's, with
-/// terminators set in either hook; `tests/chat_differential.rs` checks this against
+/// terminators set in either hook; `tests/loop/chat_differential.rs` checks this against
 /// CPython 3.11's asynchat, and checks the last two differences below on both sides.
 ///
 /// * The default terminator is [`Terminator::None`] (CPython leaves it unset).

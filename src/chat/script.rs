@@ -710,7 +710,7 @@ mod tests {
 
     #[test]
     fn set_terminator_in_too_long_hook_under_limit_zero_makes_progress() {
-        // Found by fuzzing (tests/fuzz_mirror.rs,
+        // Found by fuzzing (tests/loop/fuzz_mirror.rs,
         // regression_limit_zero_switch_in_hook_livelock): the record the hook starts is
         // over a limit of 0 at once; it used to call the hook again, forever.
         let mut hooks = 0;
