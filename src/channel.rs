@@ -143,6 +143,10 @@ pub struct Channel {
     /// [`Channel::push`], "Coalescing"). Cleared by the loop after each hook and before
     /// each wait.
     pub(crate) gathering: bool,
+    /// Where [`connect`](Channel::connect) is connecting to: shown by `Display` while
+    /// connecting (the socket has no peer address yet), so a refused connect names its
+    /// target, not the local port.
+    connecting_to: Option<Box<SockAddr>>,
 }
 
 /// Runs `op` again when a signal interrupted it (`EINTR`), as std's `read_exact` does.
@@ -180,6 +184,7 @@ impl Channel {
             reading_paused: false,
             datagram: false,
             gathering: false,
+            connecting_to: None,
         }
     }
 
@@ -618,7 +623,8 @@ impl Channel {
     ///
     /// Any other connect(2) error, at once (e.g. `EINVAL` for a wrong family).
     pub fn connect(&mut self, addr: impl Into<SockAddr>) -> io::Result<()> {
-        match self.socket()?.connect(&addr.into()) {
+        let addr = addr.into();
+        match self.socket()?.connect(&addr) {
             Ok(()) => {}
             Err(e)
                 if matches!(
@@ -628,6 +634,7 @@ impl Channel {
             Err(e) => return Err(e),
         }
         self.state = State::Connecting;
+        self.connecting_to = Some(Box::new(addr));
         if let Some(d) = &mut self.deadlines {
             d.start_connect(Instant::now());
         }
@@ -1275,7 +1282,19 @@ impl std::os::fd::AsRawFd for Channel {
 }
 
 impl fmt::Display for Channel {
-    /// Like asyncore's repr: `<type listening|connected|... address token>`.
+    /// Like asyncore's repr: `<type listening|connected|... address token>`; the address
+    /// is the peer's once connected, the target while connecting, else the local one.
+    ///
+    /// ```
+    /// use sockloop::{Channel, Domain, Type};
+    ///
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let target = listener.local_addr()?;
+    /// let mut ch = Channel::create_socket(Domain::IPV4, Type::STREAM)?;
+    /// ch.connect(target)?;
+    /// assert_eq!(ch.to_string(), format!("<channel connecting {target}>"));
+    /// # std::io::Result::Ok(())
+    /// ```
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match self.state {
             State::Unconnected => "unconnected",
@@ -1287,10 +1306,10 @@ impl fmt::Display for Channel {
         write!(f, "<{} {}", self.label, state)?;
         match &self.handle {
             Handle::Socket(s) => {
-                let addr = if self.state == State::Connected {
-                    s.peer_addr()
-                } else {
-                    s.local_addr()
+                let addr = match (self.state, &self.connecting_to) {
+                    (State::Connected, _) => s.peer_addr(),
+                    (State::Connecting, Some(to)) => Ok((**to).clone()),
+                    _ => s.local_addr(),
                 };
                 match addr {
                     Ok(a) => match (a.as_socket(), a.as_pathname()) {
