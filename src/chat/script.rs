@@ -143,6 +143,11 @@ impl<S: 'static> Transport<S> for ScriptPeer<S> {
 /// [`with_state`](Scripted::with_state) (no channels; timers set there wait until the
 /// test runs them with [`run_timers`](Scripted::run_timers)).
 ///
+/// What it does not model: back-pressure (output is taken at once, so
+/// [`pending_output`](crate::chat::ChatContext::pending_output) is 0 and
+/// `handle_drained` never runs) and the channel's own idle and connect timeouts
+/// (`handle_timeout` never runs); test those on a real channel (`Channel::pair`).
+///
 /// # Examples
 ///
 /// ```
