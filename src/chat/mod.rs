@@ -26,13 +26,13 @@
 //! | `ac_out_buffer_size` | [`Channel::set_out_buffer_size`](crate::Channel::set_out_buffer_size) |
 //! | (none) | [`AsyncChat::set_max_record`], [`AsyncChat::set_watermarks`] |
 
-mod channel;
+mod async_chat;
 mod handler;
+mod scanner;
 mod script;
-mod terminator;
 mod transport;
 
-pub use channel::AsyncChat;
+pub use async_chat::AsyncChat;
 pub use handler::{ChatContext, ChatHandler};
+pub use scanner::*;
 pub use script::Scripted;
-pub use terminator::*;

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::io;
 
-use crate::chat::channel::AsyncChat;
+use crate::chat::async_chat::AsyncChat;
 use crate::chat::handler::ChatHandler;
 use crate::chat::transport::Transport;
 use crate::errors::ErrorRoute;
