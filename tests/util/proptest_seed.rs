@@ -1,5 +1,5 @@
 // The proptest configuration of every property test (`tests/loop/fuzz_mirror.rs` and the
-// scanner's unit tests in src/chat/scanner.rs, which `include!` it): the same cases on every run.
+// scanner's unit tests in src/chat/scanner/tests.rs, which `include!` it): the same cases on every run.
 //
 // * By default the RNG seed is fixed ([`SEED`]), so CI runs the same cases each time and
 //   a red run is reproducible, and nothing is written into the source tree (no
