@@ -746,24 +746,45 @@ impl Channel {
     /// `WouldBlock` as above; other errors than disconnects.
     #[inline]
     pub fn send(&mut self, data: &[u8]) -> io::Result<usize> {
-        let r = retry_interrupted(|| Channel::write_via(&self.handle)(data));
-        match r {
-            Ok(n) => {
-                if n > 0 {
-                    self.pending.set(Pending::OUTPUT);
-                }
-                Ok(n)
-            }
-            Err(e) => self.disconnect_as(e, 0),
+        if matches!(self.handle, Handle::Closed) {
+            return Err(closed_error());
         }
+        match self.send_errno(data) {
+            Ok(n) => Ok(n),
+            Err(e) => self.disconnect_as(e.into(), 0),
+        }
+    }
+
+    /// One send(2) (`MSG_NOSIGNAL`) or write(2), retried on `EINTR`, marking output;
+    /// errors as a plain errno, cheap to test on the per-message path.
+    #[inline]
+    fn send_errno(&mut self, data: &[u8]) -> Result<usize, Errno> {
+        let r = loop {
+            let r = match &self.handle {
+                Handle::Socket(s) => rustix::net::send(s, data, rustix::net::SendFlags::NOSIGNAL),
+                Handle::File(f) => rustix::io::write(f, data),
+                Handle::Closed => Err(Errno::BADF),
+            };
+            if r != Err(Errno::INTR) {
+                break r;
+            }
+        };
+        if let Ok(n) = r {
+            if n > 0 {
+                self.pending.set(Pending::OUTPUT);
+            }
+        }
+        r
     }
 
     /// [`send`](Channel::send) with would-block as `Ok(0)`: for [`push`](Channel::push),
     /// which queues what the OS did not take.
+    #[inline]
     fn send_some(&mut self, data: &[u8]) -> io::Result<usize> {
-        match self.send(data) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
-            r => r,
+        match self.send_errno(data) {
+            Ok(n) => Ok(n),
+            Err(Errno::AGAIN) => Ok(0),
+            Err(e) => self.disconnect_as(e.into(), 0),
         }
     }
 
@@ -822,16 +843,18 @@ impl Channel {
     /// `WouldBlock` as above; other errors than disconnects.
     #[inline]
     pub fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let r = match &self.handle {
-            // read(2) is recv(2) without flags; rustix makes the system call itself, without
-            // the socket2 and libc wrappers (~15 instructions per call).
-            Handle::Socket(s) => {
-                retry_interrupted(|| rustix::io::read(s, &mut *buf).map_err(io::Error::from))
-            }
-            Handle::File(f) => {
-                retry_interrupted(|| rustix::io::read(f, &mut *buf).map_err(io::Error::from))
-            }
+        // read(2) is recv(2) without flags; rustix makes the system call itself, without
+        // the socket2 and libc wrappers (~15 instructions per call).
+        let fd = match &self.handle {
+            Handle::Socket(s) => s.as_fd(),
+            Handle::File(f) => f.as_fd(),
             Handle::Closed => return Err(closed_error()),
+        };
+        let r = loop {
+            let r = rustix::io::read(fd, &mut *buf);
+            if r != Err(Errno::INTR) {
+                break r;
+            }
         };
         match r {
             Ok(0) if !buf.is_empty() && !self.datagram => {
@@ -842,7 +865,7 @@ impl Channel {
                 self.pending.set(Pending::INPUT);
                 Ok(n)
             }
-            Err(e) => self.disconnect_as(e, 0),
+            Err(e) => self.disconnect_as(e.into(), 0),
         }
     }
 
