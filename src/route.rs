@@ -69,21 +69,20 @@ impl<S: 'static> Router<'_, S> {
         };
         let dispatcher = &mut *self.dispatcher;
         let result = if ctx.handle.catch_panics {
-            match catch_unwind(AssertUnwindSafe(|| hook(dispatcher, &mut ctx))) {
-                Ok(r) => r,
-                Err(payload) => {
-                    self.channel.gathering = false;
-                    report_panic(name, self.channel, payload);
-                    return Outcome::Panicked;
-                }
-            }
+            catch_unwind(AssertUnwindSafe(|| hook(dispatcher, &mut ctx)))
         } else {
-            hook(dispatcher, &mut ctx)
+            Ok(hook(dispatcher, &mut ctx))
         };
-        // What the hook gathered after its first send waits for the write event; the
-        // next hook's first push may go at once again.
+        // The next hook's first push may go at once again (what this one gathered is
+        // flagged `GATHERED` and sent by `settle`, through `handle_write`).
         self.channel.gathering = false;
-        Outcome::Done(result)
+        match result {
+            Ok(r) => Outcome::Done(r),
+            Err(payload) => {
+                report_panic(name, self.channel, payload);
+                Outcome::Panicked
+            }
+        }
     }
 
     fn close(&mut self) {
