@@ -7,7 +7,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use rustix::io::Errno;
-use socket2::{Domain, SockAddr, Socket, Type};
+use socket2::{Domain, SockAddr, SockRef, Socket, Type};
 
 use crate::deadline::Deadlines;
 use crate::errors::is_disconnect;
@@ -32,9 +32,11 @@ pub enum State {
     Closed,
 }
 
-/// The OS handle under a channel.
+/// The OS handle under a channel. A socket is kept as its plain fd (socket2's methods
+/// through [`SockRef`]): reaching the descriptor on the per-message path is then a load,
+/// not a call into socket2.
 enum Handle {
-    Socket(Socket),
+    Socket(OwnedFd),
     /// A pipe, tty or other fd (asyncore's `file_dispatcher`): recv/send are read/write.
     File(OwnedFd),
     Closed,
@@ -209,7 +211,7 @@ impl Channel {
     pub fn create_socket(domain: Domain, ty: Type) -> io::Result<Channel> {
         // Non-blocking and close-on-exec from socket(2) itself: no fcntl calls.
         let socket = Socket::new(domain, ty.nonblocking(), None)?;
-        let mut ch = Channel::with_handle(Handle::Socket(socket), State::Unconnected);
+        let mut ch = Channel::with_handle(Handle::Socket(socket.into()), State::Unconnected);
         ch.set_type(ty);
         Ok(ch)
     }
@@ -331,7 +333,7 @@ impl Channel {
         };
         socket.set_nonblocking(true)?;
         let ty = socket.r#type()?;
-        let mut ch = Channel::with_handle(Handle::Socket(socket), state);
+        let mut ch = Channel::with_handle(Handle::Socket(socket.into()), state);
         ch.set_type(ty);
         Ok(ch)
     }
@@ -409,12 +411,13 @@ impl Channel {
         Ok((Channel::from_socket(a)?, Channel::from_socket(b)?))
     }
 
-    /// The socket, borrowed: for socket options sockloop has no method for
-    /// (`set_keepalive`, `set_send_buffer_size`, `set_ttl`, ...), through
-    /// [`socket2::Socket`]'s API (socket2 is re-exported as [`Socket`](crate::Socket),
-    /// [`SockAddr`](crate::SockAddr), [`Domain`](crate::Domain), [`Type`](crate::Type);
-    /// its version is part of sockloop's public API). Do not make it blocking and do not
-    /// close it: the loop owns both.
+    /// The socket, borrowed: a [`SockRef`](crate::SockRef), which dereferences to a
+    /// [`socket2::Socket`], for socket options sockloop has no method for
+    /// (`set_keepalive`, `set_send_buffer_size`, `set_ttl`, ...). socket2 is re-exported
+    /// ([`Socket`](crate::Socket), [`SockRef`](crate::SockRef),
+    /// [`SockAddr`](crate::SockAddr), [`Domain`](crate::Domain), [`Type`](crate::Type));
+    /// its version is part of sockloop's public API. Do not make it blocking: the loop
+    /// relies on non-blocking calls.
     ///
     /// # Errors
     ///
@@ -428,9 +431,9 @@ impl Channel {
     /// assert!(ch.socket()?.send_buffer_size()? >= 64 * 1024);
     /// # std::io::Result::Ok(())
     /// ```
-    pub fn socket(&self) -> io::Result<&Socket> {
+    pub fn socket(&self) -> io::Result<SockRef<'_>> {
         match &self.handle {
-            Handle::Socket(s) => Ok(s),
+            Handle::Socket(s) => Ok(SockRef::from(s)),
             Handle::File(_) => Err(not_a_socket()),
             Handle::Closed => Err(closed_error()),
         }
@@ -550,8 +553,7 @@ impl Channel {
     /// ```
     pub fn fd(&self) -> Option<BorrowedFd<'_>> {
         match &self.handle {
-            Handle::Socket(s) => Some(s.as_fd()),
-            Handle::File(f) => Some(f.as_fd()),
+            Handle::Socket(fd) | Handle::File(fd) => Some(fd.as_fd()),
             Handle::Closed => None,
         }
     }
@@ -670,7 +672,7 @@ impl Channel {
         let flags = i32::from(Type::from(0).nonblocking().cloexec());
         match self.socket()?.accept4(flags) {
             Ok((s, addr)) => Ok(Some((
-                Channel::with_handle(Handle::Socket(s), State::Connected),
+                Channel::with_handle(Handle::Socket(s.into()), State::Connected),
                 addr,
             ))),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
@@ -846,8 +848,7 @@ impl Channel {
         // read(2) is recv(2) without flags; rustix makes the system call itself, without
         // the socket2 and libc wrappers (~15 instructions per call).
         let fd = match &self.handle {
-            Handle::Socket(s) => s.as_fd(),
-            Handle::File(f) => f.as_fd(),
+            Handle::Socket(fd) | Handle::File(fd) => fd.as_fd(),
             Handle::Closed => return Err(closed_error()),
         };
         let r = loop {
@@ -1328,7 +1329,8 @@ impl fmt::Display for Channel {
         };
         write!(f, "<{} {}", self.label, state)?;
         match &self.handle {
-            Handle::Socket(s) => {
+            Handle::Socket(fd) => {
+                let s = SockRef::from(fd);
                 let addr = match (self.state, &self.connecting_to) {
                     (State::Connected, _) => s.peer_addr(),
                     (State::Connecting, Some(to)) => Ok((**to).clone()),

@@ -233,7 +233,7 @@ pub use interest::Interest;
 pub use poller::{PollEvent, Poller};
 pub use producer::{FileProducer, Producer, ReaderProducer, SimpleProducer};
 pub use remote::Remote;
-pub use socket2::{Domain, SockAddr, Socket, Type};
+pub use socket2::{Domain, SockAddr, SockRef, Socket, Type};
 pub use sys::Backend;
 pub use timer::{Timeout, TimerId};
 pub use token::Token;

@@ -13,17 +13,15 @@ use crate::dispatcher::Dispatcher;
 use crate::errors::{is_resource_exhaustion, ErrorRoute};
 use crate::handle::{LoopHandle, Stop};
 use crate::interest::{Interest, Ready};
-use crate::map::{Entry, Registration};
+use crate::map::Entry;
 use crate::report::{self, panic_message};
 use crate::timer::Action;
-use crate::token::Token;
 
 /// One channel taken out of the map while its hooks run.
 pub(crate) struct Router<'a, S> {
-    pub(crate) token: Token,
-    pub(crate) core: &'a mut LoopHandle<S>,
-    pub(crate) channel: &'a mut Channel,
-    pub(crate) reg: &'a mut Registration,
+    /// The channel, its registration and the loop, as the hooks get them: built once
+    /// per dispatch, not once per hook.
+    pub(crate) ctx: Context<'a, S>,
     pub(crate) dispatcher: &'a mut dyn Dispatcher<S>,
     /// `handle_close` was called: a panic from now on gets no second cleanup call.
     pub(crate) close_called: bool,
@@ -48,11 +46,11 @@ pub(crate) fn report_panic(what: &str, channel: &Channel, payload: Box<dyn Any +
 
 impl<S: 'static> Router<'_, S> {
     fn is_open(&self) -> bool {
-        !self.channel.is_closed()
+        !self.ctx.channel.is_closed()
     }
 
     fn stopping_now(&self) -> bool {
-        self.core.stop == Some(Stop::Now)
+        self.ctx.handle.stop == Some(Stop::Now)
     }
 
     #[inline]
@@ -61,34 +59,26 @@ impl<S: 'static> Router<'_, S> {
         name: &str,
         hook: impl FnOnce(&mut dyn Dispatcher<S>, &mut Context<'_, S>) -> io::Result<()>,
     ) -> Outcome {
-        let mut ctx = Context {
-            token: self.token,
-            channel: &mut *self.channel,
-            reg: &mut *self.reg,
-            handle: &mut *self.core,
-        };
-        let dispatcher = &mut *self.dispatcher;
+        let (dispatcher, ctx) = (&mut *self.dispatcher, &mut self.ctx);
         let result = if ctx.handle.catch_panics {
-            catch_unwind(AssertUnwindSafe(|| hook(dispatcher, &mut ctx)))
+            catch_unwind(AssertUnwindSafe(|| hook(dispatcher, ctx)))
         } else {
-            Ok(hook(dispatcher, &mut ctx))
+            Ok(hook(dispatcher, ctx))
         };
         // The next hook's first push may go at once again (what this one gathered is
         // flagged `GATHERED` and sent by `settle`, through `handle_write`).
-        self.channel.gathering = false;
+        self.ctx.channel.gathering = false;
         match result {
             Ok(r) => Outcome::Done(r),
             Err(payload) => {
-                report_panic(name, self.channel, payload);
+                report_panic(name, self.ctx.channel, payload);
                 Outcome::Panicked
             }
         }
     }
 
     fn close(&mut self) {
-        if self.is_open() {
-            self.core.deregister_and_close(self.channel, self.reg);
-        }
+        self.ctx.close();
     }
 
     /// Runs a hook and routes its result: would-block is nothing, a disconnect is a close,
@@ -140,7 +130,7 @@ impl<S: 'static> Router<'_, S> {
         }
         self.close_called = true;
         if let Outcome::Done(Err(e)) = self.call("handle_close", |d, ctx| d.handle_close(ctx)) {
-            report::error!("handle_close failed on {} ({e})", self.channel);
+            report::error!("handle_close failed on {} ({e})", self.ctx.channel);
         }
         self.close();
     }
@@ -150,7 +140,7 @@ impl<S: 'static> Router<'_, S> {
     /// `handle_eof` included) means `handle_close`.
     #[inline]
     pub(crate) fn settle(&mut self) {
-        if self.channel.pending.any() {
+        if self.ctx.channel.pending.any() {
             self.settle_pending();
         }
     }
@@ -159,25 +149,25 @@ impl<S: 'static> Router<'_, S> {
         if !self.is_open() || self.stopping_now() {
             return;
         }
-        if self.channel.pending.has(Pending::GATHERED) {
+        if self.ctx.channel.pending.has(Pending::GATHERED) {
             // Output gathered after a first send: out now, through `handle_write` as any
             // queued output (one send, or none if the OS would block: then the write
             // event), before the loop waits and without an `epoll_ctl` round trip.
-            self.channel.pending.clear(Pending::GATHERED);
-            if self.channel.has_pending_output() && !self.channel.pending.close() {
+            self.ctx.channel.pending.clear(Pending::GATHERED);
+            if self.ctx.channel.has_pending_output() && !self.ctx.channel.pending.close() {
                 self.write_event();
             }
         }
-        if self.channel.pending.has(Pending::DRAINED) && !self.channel.pending.close() {
-            self.channel.pending.clear(Pending::DRAINED);
+        if self.ctx.channel.pending.has(Pending::DRAINED) && !self.ctx.channel.pending.close() {
+            self.ctx.channel.pending.clear(Pending::DRAINED);
             self.hook("handle_drained", |d, ctx| d.handle_drained(ctx));
         }
-        let pending = self.channel.pending;
+        let pending = self.ctx.channel.pending;
         if pending.has(Pending::EOF_UNREPORTED) && !pending.close() {
-            self.channel.pending.clear(Pending::EOF_UNREPORTED);
+            self.ctx.channel.pending.clear(Pending::EOF_UNREPORTED);
             self.hook("handle_eof", |d, ctx| d.handle_eof(ctx));
         }
-        if self.is_open() && self.channel.pending.close() && !self.stopping_now() {
+        if self.is_open() && self.ctx.channel.pending.close() && !self.stopping_now() {
             self.close_event();
         }
     }
@@ -185,9 +175,9 @@ impl<S: 'static> Router<'_, S> {
     /// The channel's loop timer fired: resume accepting after a back-off, or report an
     /// expired connect or idle timeout.
     pub(crate) fn deadline(&mut self, now: Instant) {
-        self.reg.armed = None;
-        let connecting = self.channel.is_connecting();
-        if let Some(timeout) = self.channel.deadlines_mut().expire(connecting, now) {
+        self.ctx.reg.armed = None;
+        let connecting = self.ctx.channel.is_connecting();
+        if let Some(timeout) = self.ctx.channel.deadlines_mut().expire(connecting, now) {
             self.hook("handle_timeout", |d, ctx| d.handle_timeout(ctx, timeout));
         }
         self.settle();
@@ -198,8 +188,8 @@ impl<S: 'static> Router<'_, S> {
     #[inline(always)]
     pub(crate) fn dispatch(&mut self, ready: Ready) {
         if ready == Ready::READ
-            && self.channel.state() == State::Connected
-            && self.channel.deadlines.is_none()
+            && self.ctx.channel.state() == State::Connected
+            && self.ctx.channel.deadlines.is_none()
         {
             // The common case, plain input on a connected channel without timeouts: what
             // the general path does for it, without its tests, inlined into the loop's
@@ -220,8 +210,8 @@ impl<S: 'static> Router<'_, S> {
             // The fd was closed behind the loop's back.
             return self.close_event();
         }
-        deadline::stamp_activity(&mut self.channel.deadlines, self.core.now);
-        if ready == Ready::READ && self.channel.state() == State::Connected {
+        deadline::stamp_activity(&mut self.ctx.channel.deadlines, self.ctx.handle.now);
+        if ready == Ready::READ && self.ctx.channel.state() == State::Connected {
             // Plain input on a connected channel with a timeout set.
             self.hook("handle_read", |d, ctx| d.handle_read(ctx));
             return self.settle();
@@ -229,11 +219,11 @@ impl<S: 'static> Router<'_, S> {
         // Each event is settled before the next, as select's three phases are, so every
         // backend runs the same hooks in the same order.
         let hup = ready.intersects(Ready::HUP | Ready::ERR);
-        let wants = self.reg.registered;
+        let wants = self.ctx.reg.registered;
         if ready.intersects(Ready::READ) || (hup && wants.is_readable()) {
-            self.channel.pending.clear(Pending::INPUT);
+            self.ctx.channel.pending.clear(Pending::INPUT);
             self.read_event();
-            let progressed = self.channel.pending.has(Pending::INPUT | Pending::EOF);
+            let progressed = self.ctx.channel.pending.has(Pending::INPUT | Pending::EOF);
             self.settle();
             if hup && progressed {
                 // Hang-up with input still queued, and the hook is reading it: keep
@@ -260,7 +250,7 @@ impl<S: 'static> Router<'_, S> {
     }
 
     fn read_event(&mut self) {
-        match self.channel.state() {
+        match self.ctx.channel.state() {
             State::Accepting => self.accept_event(),
             State::Connecting => {
                 if self.connect_event() && !self.stopping_now() {
@@ -277,12 +267,13 @@ impl<S: 'static> Router<'_, S> {
             Outcome::Done(Err(e)) if is_resource_exhaustion(&e) => self.pause_accepting(&e),
             outcome => {
                 let backed_off = self
+                    .ctx
                     .channel
                     .deadlines
                     .as_mut()
                     .is_some_and(|d| d.end_backoff());
                 if backed_off {
-                    log::info!("accepting again on {}", self.channel);
+                    log::info!("accepting again on {}", self.ctx.channel);
                 }
                 self.finish(outcome);
             }
@@ -290,16 +281,21 @@ impl<S: 'static> Router<'_, S> {
     }
 
     fn pause_accepting(&mut self, err: &io::Error) {
-        if self.channel.deadlines_mut().pause_accepting(self.core.now) {
+        if self
+            .ctx
+            .channel
+            .deadlines_mut()
+            .pause_accepting(self.ctx.handle.now)
+        {
             report::warning!(
                 "accept failed on {} ({err}); pausing accepts, retrying with back-off",
-                self.channel
+                self.ctx.channel
             );
         }
     }
 
     fn write_event(&mut self) {
-        match self.channel.state() {
+        match self.ctx.channel.state() {
             State::Accepting => {}
             State::Connecting => {
                 if self.connect_event() && !self.stopping_now() {
@@ -311,7 +307,7 @@ impl<S: 'static> Router<'_, S> {
     }
 
     fn expt_event(&mut self) {
-        match self.channel.take_error() {
+        match self.ctx.channel.take_error() {
             Ok(Some(_)) => self.close_event(),
             // Ok(None) on a socket; an error for a plain fd, which has no SO_ERROR.
             _ => self.hook("handle_expt", |d, ctx| d.handle_expt(ctx)),
@@ -322,21 +318,21 @@ impl<S: 'static> Router<'_, S> {
     /// `handle_connect`, then send what was queued before the connect. Returns true if the
     /// channel is connected and open afterwards.
     fn connect_event(&mut self) -> bool {
-        match self.channel.take_error() {
+        match self.ctx.channel.take_error() {
             Ok(None) => {}
             Ok(Some(e)) | Err(e) => {
                 self.error(e);
                 return false;
             }
         }
-        self.channel.set_connected();
+        self.ctx.channel.set_connected();
         self.hook("handle_connect", |d, ctx| d.handle_connect(ctx));
         if self.is_open() {
-            if let Err(e) = self.channel.flush() {
+            if let Err(e) = self.ctx.channel.flush() {
                 self.error(e);
             }
         }
-        self.is_open() && self.channel.is_connected()
+        self.is_open() && self.ctx.channel.is_connected()
     }
 }
 
@@ -396,10 +392,12 @@ impl<S: 'static> LoopHandle<S> {
             reg,
         } = &mut *entry;
         let mut router = Router {
-            token,
-            core: &mut *self,
-            channel,
-            reg,
+            ctx: Context {
+                token,
+                channel,
+                reg,
+                handle: &mut *self,
+            },
             dispatcher: &mut **dispatcher,
             close_called: false,
         };
@@ -409,7 +407,7 @@ impl<S: 'static> LoopHandle<S> {
         let mut asking = false;
         let run = catch_unwind(AssertUnwindSafe(|| {
             f(&mut router);
-            let ch = &*router.channel;
+            let ch = &*router.ctx.channel;
             // Re-ask the predicates now: if the interest is unchanged, nothing is pending
             // and no deadline needs arming, the refresh pass can skip this channel.
             // Anything that changes it later in this iteration marks it dirty
@@ -418,7 +416,7 @@ impl<S: 'static> LoopHandle<S> {
                 return false;
             }
             asking = true;
-            ask_unguarded(&*router.dispatcher, ch) == router.reg.registered
+            ask_unguarded(&*router.dispatcher, ch) == router.ctx.reg.registered
         }));
         let settled = match run {
             Ok(settled) => settled,

@@ -64,7 +64,7 @@ if not msgs:
 # and Channel::push is inlined into the hook: there, one read event (one handle_read
 # call) is one echoed message in 64 B depth-1 ping-pong (the Channel::recv count, printed
 # below, shows it: 1.000 per message).
-for fallback in (r'^sockloop::channel::Channel::push$', r'as sockloop::dispatcher::Dispatcher>::handle_read$'):
+for fallback in (r'^sockloop::channel::Channel::push$', r'as sockloop::dispatcher::Dispatcher(<[^>]*>)?>::handle_read$'):
     if msgs or a.norm_fn != ap.get_default('norm_fn'):
         break
     msgs = sum(n for f, n in ncalls.items() if re.search(fallback, f))
@@ -73,7 +73,7 @@ for fallback in (r'^sockloop::channel::Channel::push$', r'as sockloop::dispatche
 print(f'normalised by calls to {a.norm_fn}')
 print(f'total Ir {total:,}  msgs(norm) {msgs:,.0f}  Ir/msg {total/max(msgs,1):,.0f}')
 for f in sorted(ncalls, key=lambda f: -ncalls[f]):
-    if re.search(r'^(__libc_)?(send|recv|epoll_wait|epoll_ctl|write|read|clock_gettime|__clock_gettime|malloc|free|__libc_malloc|__libc_free|realloc|memcpy.*|__memcpy.*|accept4|syscall)$', f) or re.search(r'^sockloop::channel::Channel::(recv|send|push)$|Dispatcher>::handle_read$', f):
+    if re.search(r'^(__libc_)?(send|recv|epoll_wait|epoll_ctl|write|read|clock_gettime|__clock_gettime|malloc|free|__libc_malloc|__libc_free|realloc|memcpy.*|__memcpy.*|accept4|syscall)$', f) or re.search(r'^sockloop::channel::Channel::(recv|send|push)$|Dispatcher(<[^>]*>)?>::handle_read$', f):
         print(f'  calls {f}: {ncalls[f]:,}  ({ncalls[f]/max(msgs,1):.3f}/msg)')
 # inclusive = self + callees (approx, recursion ignored)
 inc = collections.Counter()

@@ -17,7 +17,7 @@ OUT_DIR=${OUT_DIR:-$HERE/../results/callgrind}
 mkdir -p "$OUT_DIR"
 OUT=$OUT_DIR/$NAME
 rm -f "$OUT".out* "$OUT".log "$OUT".json
-valgrind --tool=callgrind --dump-instr=no --collect-atstart=yes \
+valgrind --tool=callgrind --dump-instr=${DUMP_INSTR:-no} --collect-atstart=yes \
   --callgrind-out-file="$OUT".out "$@" --addr 127.0.0.1:0 > "$OUT".log 2>&1 &
 VPID=$!
 for _ in $(seq 1 600); do grep -q "listening on" "$OUT".log && break; sleep 0.2; done

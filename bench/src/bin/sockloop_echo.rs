@@ -14,10 +14,8 @@
 //! reading from that client (its `readable()` is false), so a client that sends without
 //! reading cannot make the server buffer without bound, and no byte is ever dropped.
 
-use std::cell::RefCell;
 use std::io::{self, Write};
 use std::process::ExitCode;
-use std::rc::Rc;
 use std::time::Duration;
 
 use sockloop::{signal, Backend, Channel, Context, Dispatcher, EventLoop, LoopGroup, SockAddr};
@@ -25,60 +23,49 @@ use sockloop::{signal, Backend, Channel, Context, Dispatcher, EventLoop, LoopGro
 /// Stop reading from a client while this much of its echo is still unsent.
 const MAX_QUEUED: usize = 256 * 1024;
 
-/// One read buffer shared by every connection: the loop runs one hook at a time, so a
-/// per-connection buffer would only cost memory, and a fresh zeroed array per read would
-/// cost a 64 KiB memset per message.
-type SharedBuf = Rc<RefCell<Vec<u8>>>;
+/// The loop's state: one read buffer shared by every connection. The loop runs one hook
+/// at a time, so a per-connection buffer would only cost memory, and a fresh zeroed array
+/// per read would cost a 64 KiB memset per message.
+pub struct ReadBuf(Vec<u8>);
 
-/// The listening channel's dispatcher: wraps each accepted socket in an [`Echo`].
-pub struct Listener {
-    buf: SharedBuf,
-}
-
-impl Default for Listener {
-    /// A listener with its own 64 KiB read buffer, shared by the connections it accepts.
-    fn default() -> Listener {
-        Listener {
-            buf: Rc::new(RefCell::new(vec![0u8; 65536])),
-        }
+impl Default for ReadBuf {
+    fn default() -> ReadBuf {
+        ReadBuf(vec![0u8; 65536])
     }
 }
 
-impl Dispatcher for Listener {
+/// The listening channel's dispatcher: wraps each accepted socket in an [`Echo`].
+pub struct Listener;
+
+impl Dispatcher<ReadBuf> for Listener {
     fn handle_accepted(
         &mut self,
-        ctx: &mut Context<'_>,
+        ctx: &mut Context<'_, ReadBuf>,
         channel: Channel,
         _: SockAddr,
     ) -> io::Result<()> {
         let mut ch = channel;
         ch.set_nodelay(true)?;
-        ctx.handle().add(
-            ch,
-            Echo {
-                buf: self.buf.clone(),
-            },
-        )?;
+        ctx.handle().add(ch, Echo)?;
         Ok(())
     }
 }
 
-struct Echo {
-    buf: SharedBuf,
-}
+struct Echo;
 
-impl Dispatcher for Echo {
+impl Dispatcher<ReadBuf> for Echo {
     fn readable(&self, ch: &Channel) -> bool {
         ch.pending_output() < MAX_QUEUED
     }
 
-    fn handle_read(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
-        let mut buf = self.buf.borrow_mut();
-        let n = ctx.recv(&mut buf)?;
-        ctx.push(&buf[..n])
+    fn handle_read(&mut self, ctx: &mut Context<'_, ReadBuf>) -> io::Result<()> {
+        let (ch, lp) = ctx.split();
+        let buf = &mut lp.state_mut().0;
+        let n = ch.recv(buf)?;
+        ch.push(&buf[..n])
     }
 
-    fn handle_close(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+    fn handle_close(&mut self, ctx: &mut Context<'_, ReadBuf>) -> io::Result<()> {
         ctx.close();
         Ok(())
     }
@@ -132,16 +119,20 @@ fn serve(args: Args) -> io::Result<()> {
     if args.threads == 1 {
         let listener = Channel::tcp_listener(args.addr, 1024)?;
         let bound = listener.local_inet_addr()?;
-        let mut event_loop = EventLoop::with_backend(args.backend)?;
-        event_loop.add(listener, Listener::default())?;
+        let mut event_loop = EventLoop::with_backend_and_state(args.backend, ReadBuf::default())?;
+        event_loop.add(listener, Listener)?;
         event_loop.stop_on_signals(&exit_signals)?;
         println!("listening on {bound}");
         io::stdout().flush()?;
         return event_loop.run(Some(Duration::from_secs(30)), None);
     }
-    let group = LoopGroup::listen(args.addr, args.threads, args.backend, |_, _| {
-        Ok(Listener::default())
-    })?;
+    let group = LoopGroup::listen_with_state(
+        args.addr,
+        args.threads,
+        args.backend,
+        |_| ReadBuf::default(),
+        |_, _| Ok(Listener),
+    )?;
     // The main thread only waits for the exit signal; the group's loops serve.
     let mut main_loop = EventLoop::with_backend(args.backend)?;
     main_loop.stop_on_signals(&exit_signals)?;
