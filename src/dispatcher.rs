@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::channel::Channel;
 use crate::context::Context;
+use crate::interest::Interest;
 use crate::timer::Timeout;
 
 /// The most connections the default [`Dispatcher::handle_accept`] accepts per read event:
@@ -138,6 +139,25 @@ pub trait Dispatcher<S: 'static = ()>: Any {
     /// never watched for writing, whatever this returns.
     fn writable(&self, channel: &Channel) -> bool {
         channel.is_connecting() || channel.has_pending_output()
+    }
+
+    /// The loop's question, both predicates at once, gated by the channel's state (no
+    /// input is watched after end of file, while the accept back-off or a
+    /// [`pause_reading`](Channel::pause_reading) holds; a listener is never watched for
+    /// writing). Not for implementing or calling: the loop asks it after every hook, and
+    /// as a provided method it is compiled for each dispatcher type, so one virtual call
+    /// reaches both predicates, inlined. `Internal` cannot be named outside sockloop.
+    #[doc(hidden)]
+    #[inline]
+    fn interest(&self, channel: &Channel, _: sealed::Internal) -> Interest {
+        // After end of file input is always "ready": watching it would spin. A listener
+        // paused by the accept back-off waits for its timer.
+        let r = !channel.is_eof()
+            && !channel.is_accept_paused()
+            && !channel.is_reading_paused()
+            && self.readable(channel);
+        let w = !channel.is_accepting() && self.writable(channel);
+        Interest::from_flags(r, w)
     }
 
     /// A listening channel has connections waiting. Default: accept them, up to
@@ -333,4 +353,13 @@ pub trait Dispatcher<S: 'static = ()>: Any {
         crate::report::error!("uncaptured error, closing channel {} ({err})", **ctx);
         Err(err)
     }
+}
+
+/// Keeps [`Dispatcher::interest`] the loop's own: its argument type cannot be named
+/// outside this crate, so no dispatcher overrides it and no user calls it.
+pub(crate) mod sealed {
+    /// The unnameable argument of [`Dispatcher::interest`](super::Dispatcher::interest).
+    #[derive(Debug)]
+    #[allow(unreachable_pub)] // reachable only through the trait, on purpose
+    pub struct Internal;
 }

@@ -9,7 +9,7 @@ use std::time::Instant;
 use crate::channel::{Channel, Pending, State};
 use crate::context::Context;
 use crate::deadline;
-use crate::dispatcher::Dispatcher;
+use crate::dispatcher::{sealed::Internal, Dispatcher};
 use crate::errors::{is_resource_exhaustion, ErrorRoute};
 use crate::handle::{LoopHandle, Stop};
 use crate::interest::{Interest, Ready};
@@ -458,12 +458,5 @@ pub(crate) fn ask<S: 'static>(
 /// [`ask`] without its unwind guard, for a caller that has one.
 #[inline]
 fn ask_unguarded<S: 'static>(dispatcher: &dyn Dispatcher<S>, channel: &Channel) -> Interest {
-    // After end of file input is always "ready": watching it would spin. A listener
-    // paused by the accept back-off waits for its timer.
-    let r = !channel.is_eof()
-        && !channel.is_accept_paused()
-        && !channel.is_reading_paused()
-        && dispatcher.readable(channel);
-    let w = !channel.is_accepting() && dispatcher.writable(channel);
-    Interest::from_flags(r, w)
+    dispatcher.interest(channel, Internal)
 }
