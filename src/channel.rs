@@ -4,6 +4,7 @@ use std::fmt;
 use std::io;
 use std::net::Shutdown;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rustix::io::Errno;
@@ -13,6 +14,7 @@ use crate::deadline::Deadlines;
 use crate::errors::is_disconnect;
 use crate::producer::Producer;
 use crate::send::{Flushed, OutputQueue};
+use crate::sys::fork;
 use crate::token::Token;
 
 /// Where a channel is in its life, asyncore's `accepting` / `connecting` / `connected` flags
@@ -149,6 +151,13 @@ pub struct Channel {
     /// connecting (the socket has no peer address yet), so a refused connect names its
     /// target, not the local port.
     connecting_to: Option<Box<SockAddr>>,
+    /// Another reference to the socket may exist: it came from the caller
+    /// ([`from_socket`](Channel::from_socket), [`from_fd`](Channel::from_fd), ...) or was
+    /// lent ([`socket`](Channel::socket), [`fd`](Channel::fd), `raw_fd`, `as_raw_fd`).
+    /// Atomic only so that lending takes `&self`; it is a plain load and store.
+    shared: AtomicBool,
+    /// The fork epoch (`sys::fork`) when sockloop opened the socket.
+    epoch: u32,
 }
 
 /// Runs `op` again when a signal interrupted it (`EINTR`), as std's `read_exact` does.
@@ -174,8 +183,11 @@ fn not_a_socket() -> io::Error {
 }
 
 impl Channel {
+    /// A channel on a descriptor that came from the caller: it may have other references.
     fn with_handle(handle: Handle, state: State) -> Channel {
         Channel {
+            shared: AtomicBool::new(true),
+            epoch: 0,
             handle,
             state,
             output: OutputQueue::default(),
@@ -188,6 +200,23 @@ impl Channel {
             gathering: false,
             connecting_to: None,
         }
+    }
+
+    /// A channel on a socket sockloop just opened (socket, socketpair, accept): the only
+    /// reference to it, until lent or until the process forks.
+    fn opened(socket: Socket, state: State) -> Channel {
+        let mut ch = Channel::with_handle(Handle::Socket(socket.into()), state);
+        ch.shared = AtomicBool::new(false);
+        ch.epoch = fork::epoch();
+        ch
+    }
+
+    /// True if nothing but this channel can refer to its socket: then closing the
+    /// descriptor is enough to remove it from an epoll set (no other descriptor keeps the
+    /// open file description, and its registration, alive), and the loop skips the
+    /// `epoll_ctl(DEL)` system call.
+    pub(crate) fn is_sole_reference(&self) -> bool {
+        !self.shared.load(Ordering::Relaxed) && fork::unchanged_since(self.epoch)
     }
 
     /// Creates a non-blocking, close-on-exec socket (asyncore's `create_socket`).
@@ -211,7 +240,7 @@ impl Channel {
     pub fn create_socket(domain: Domain, ty: Type) -> io::Result<Channel> {
         // Non-blocking and close-on-exec from socket(2) itself: no fcntl calls.
         let socket = Socket::new(domain, ty.nonblocking(), None)?;
-        let mut ch = Channel::with_handle(Handle::Socket(socket.into()), State::Unconnected);
+        let mut ch = Channel::opened(socket, State::Unconnected);
         ch.set_type(ty);
         Ok(ch)
     }
@@ -407,8 +436,14 @@ impl Channel {
     /// # std::io::Result::Ok(())
     /// ```
     pub fn pair() -> io::Result<(Channel, Channel)> {
+        // Close-on-exec from socketpair(2) (socket2 sets it); non-blocking here.
         let (a, b) = Socket::pair(Domain::UNIX, Type::STREAM, None)?;
-        Ok((Channel::from_socket(a)?, Channel::from_socket(b)?))
+        a.set_nonblocking(true)?;
+        b.set_nonblocking(true)?;
+        Ok((
+            Channel::opened(a, State::Connected),
+            Channel::opened(b, State::Connected),
+        ))
     }
 
     /// The socket, borrowed: a [`SockRef`](crate::SockRef), which dereferences to a
@@ -432,6 +467,12 @@ impl Channel {
     /// # std::io::Result::Ok(())
     /// ```
     pub fn socket(&self) -> io::Result<SockRef<'_>> {
+        self.shared.store(true, Ordering::Relaxed);
+        self.sock()
+    }
+
+    /// [`socket`](Channel::socket) for sockloop's own calls: not a loan.
+    fn sock(&self) -> io::Result<SockRef<'_>> {
         match &self.handle {
             Handle::Socket(s) => Ok(SockRef::from(s)),
             Handle::File(_) => Err(not_a_socket()),
@@ -552,6 +593,12 @@ impl Channel {
     /// # std::io::Result::Ok(())
     /// ```
     pub fn fd(&self) -> Option<BorrowedFd<'_>> {
+        self.shared.store(true, Ordering::Relaxed);
+        self.own_fd()
+    }
+
+    /// [`fd`](Channel::fd) for sockloop's own calls: not a loan.
+    pub(crate) fn own_fd(&self) -> Option<BorrowedFd<'_>> {
         match &self.handle {
             Handle::Socket(fd) | Handle::File(fd) => Some(fd.as_fd()),
             Handle::Closed => None,
@@ -570,7 +617,7 @@ impl Channel {
     ///
     /// `InvalidInput` on a file channel, `NotConnected` on a closed one, or the OS's error.
     pub fn set_reuse_addr(&mut self) -> io::Result<()> {
-        self.socket()?.set_reuse_address(true)
+        self.sock()?.set_reuse_address(true)
     }
 
     /// Sets `SO_REUSEPORT`, so several listeners (one per thread) can share an address.
@@ -579,7 +626,7 @@ impl Channel {
     ///
     /// As [`set_reuse_addr`](Channel::set_reuse_addr).
     pub fn set_reuse_port(&mut self) -> io::Result<()> {
-        self.socket()?.set_reuse_port(true)
+        self.sock()?.set_reuse_port(true)
     }
 
     /// Sets or clears `TCP_NODELAY`.
@@ -588,7 +635,7 @@ impl Channel {
     ///
     /// As [`set_reuse_addr`](Channel::set_reuse_addr); also fails on non-TCP sockets.
     pub fn set_nodelay(&mut self, nodelay: bool) -> io::Result<()> {
-        self.socket()?.set_tcp_nodelay(nodelay)
+        self.sock()?.set_tcp_nodelay(nodelay)
     }
 
     /// Binds the socket. Pass a `std::net::SocketAddr` or a [`SockAddr`] (for Unix paths:
@@ -598,7 +645,7 @@ impl Channel {
     ///
     /// What bind(2) reports (address in use, permission, wrong family).
     pub fn bind(&mut self, addr: impl Into<SockAddr>) -> io::Result<()> {
-        self.socket()?.bind(&addr.into())
+        self.sock()?.bind(&addr.into())
     }
 
     /// Starts listening; the channel becomes [`State::Accepting`].
@@ -607,7 +654,7 @@ impl Channel {
     ///
     /// What listen(2) reports, e.g. on a datagram socket.
     pub fn listen(&mut self, backlog: i32) -> io::Result<()> {
-        self.socket()?.listen(backlog)?;
+        self.sock()?.listen(backlog)?;
         self.state = State::Accepting;
         Ok(())
     }
@@ -626,7 +673,7 @@ impl Channel {
     /// Any other connect(2) error, at once (e.g. `EINVAL` for a wrong family).
     pub fn connect(&mut self, addr: impl Into<SockAddr>) -> io::Result<()> {
         let addr = addr.into();
-        match self.socket()?.connect(&addr) {
+        match self.sock()?.connect(&addr) {
             Ok(()) => {}
             Err(e)
                 if matches!(
@@ -670,11 +717,8 @@ impl Channel {
     /// ```
     pub fn accept(&mut self) -> io::Result<Option<(Channel, SockAddr)>> {
         let flags = i32::from(Type::from(0).nonblocking().cloexec());
-        match self.socket()?.accept4(flags) {
-            Ok((s, addr)) => Ok(Some((
-                Channel::with_handle(Handle::Socket(s.into()), State::Connected),
-                addr,
-            ))),
+        match self.sock()?.accept4(flags) {
+            Ok((s, addr)) => Ok(Some((Channel::opened(s, State::Connected), addr))),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
             Err(e) if Errno::from_io_error(&e) == Some(Errno::CONNABORTED) => Ok(None),
             Err(e) => Err(e),
@@ -878,7 +922,7 @@ impl Channel {
     ///
     /// `WouldBlock` as above; `InvalidInput` on a file channel; other recvfrom(2) errors.
     pub fn recv_from(&mut self, buf: &mut [u8]) -> io::Result<(usize, SockAddr)> {
-        let socket = self.socket()?;
+        let socket = self.sock()?;
         retry_interrupted(|| socket.recv_from(crate::sys::as_uninit(&mut *buf)))
     }
 
@@ -895,7 +939,7 @@ impl Channel {
     /// (e.g. `EMSGSIZE`).
     pub fn send_to(&mut self, data: &[u8], addr: impl Into<SockAddr>) -> io::Result<usize> {
         let addr = addr.into();
-        let socket = self.socket()?;
+        let socket = self.sock()?;
         let r = retry_interrupted(|| socket.send_to(data, &addr));
         if let Err(e) = &r {
             if is_disconnect(e) {
@@ -912,7 +956,7 @@ impl Channel {
     ///
     /// As [`send`](Channel::send).
     pub fn send_oob(&mut self, data: &[u8]) -> io::Result<usize> {
-        let socket = self.socket()?;
+        let socket = self.sock()?;
         let r = retry_interrupted(|| socket.send_out_of_band(data));
         match r {
             Ok(n) => Ok(n),
@@ -928,7 +972,7 @@ impl Channel {
     /// Errors other than would-block and disconnects; `EINVAL` from the OS when no
     /// urgent data is pending is reported as `Ok(0)`.
     pub fn recv_oob(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let r = self.socket()?.recv_out_of_band(crate::sys::as_uninit(buf));
+        let r = self.sock()?.recv_out_of_band(crate::sys::as_uninit(buf));
         match r {
             Err(e) if Errno::from_io_error(&e) == Some(Errno::INVAL) => Ok(0),
             other => self.classify(other),
@@ -941,7 +985,7 @@ impl Channel {
     ///
     /// What shutdown(2) reports; `ENOTCONN` is not an error.
     pub fn shutdown(&mut self, how: Shutdown) -> io::Result<()> {
-        match self.socket()?.shutdown(how) {
+        match self.sock()?.shutdown(how) {
             Err(e) if Errno::from_io_error(&e) == Some(Errno::NOTCONN) => Ok(()),
             other => other,
         }
@@ -953,7 +997,7 @@ impl Channel {
     ///
     /// `InvalidInput` on a file channel, `NotConnected` when closed, or getsockname's error.
     pub fn local_addr(&self) -> io::Result<SockAddr> {
-        self.socket()?.local_addr()
+        self.sock()?.local_addr()
     }
 
     /// The local address of an IPv4/IPv6 socket as a `std::net::SocketAddr`.
@@ -973,7 +1017,7 @@ impl Channel {
     ///
     /// `ENOTCONN` when not connected, and as [`local_addr`](Channel::local_addr).
     pub fn peer_addr(&self) -> io::Result<SockAddr> {
-        self.socket()?.peer_addr()
+        self.sock()?.peer_addr()
     }
 
     /// Takes the pending socket error (`SO_ERROR`), clearing it.
@@ -982,7 +1026,7 @@ impl Channel {
     ///
     /// As [`local_addr`](Channel::local_addr).
     pub fn take_error(&mut self) -> io::Result<Option<io::Error>> {
-        self.socket()?.take_error()
+        self.sock()?.take_error()
     }
 
     /// Queues `data` and sends what the OS takes now; the rest goes out, in order, on
@@ -1116,6 +1160,8 @@ impl Channel {
             return Err(closed_error());
         }
         self.output.push_producer(producer)?;
+        // A producer is offered the socket (`Producer::send_direct`): a loan.
+        self.shared.store(true, Ordering::Relaxed);
         self.flush_unless_gathering()
     }
 

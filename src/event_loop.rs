@@ -547,7 +547,7 @@ impl<S: 'static> EventLoop<S> {
         if want == have {
             return;
         }
-        let result = match entry.channel.fd() {
+        let result = match entry.channel.own_fd() {
             Some(fd) => self
                 .core
                 .selector

@@ -633,15 +633,15 @@ impl<S: 'static> LoopHandle<S> {
     /// Deregisters and closes a channel's handle (the channel stays where it is), and
     /// cancels its timer.
     pub(crate) fn deregister_and_close(&mut self, channel: &mut Channel, reg: &mut Registration) {
-        if let (Some(fd), Some(token)) = (channel.fd(), channel.token) {
+        if let (Some(fd), Some(token)) = (channel.own_fd(), channel.token) {
             if !reg.registered.is_empty() {
                 // A failure here means the fd is already gone from the backend (closed
                 // behind our back); closing proceeds either way.
-                let _ = self.selector.update(
+                let _ = self.selector.deregister_before_close(
                     fd,
                     FIRST_CHANNEL_KEY + token.index as usize,
                     reg.registered,
-                    Interest::NONE,
+                    channel.is_sole_reference(),
                 );
             }
         }

@@ -409,7 +409,88 @@ fn stale_token_in_callbacks_spares_the_slots_new_channel(backend: Backend) {
     );
 }
 
+/// Counts its read events.
+struct CountReads(Rc<Cell<u32>>);
+
+impl Dispatcher for CountReads {
+    fn handle_read(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+        self.0.set(self.0.get() + 1);
+        ctx.recv(&mut [0u8; 64]).map(drop)
+    }
+}
+
+/// How a closed channel's socket lives on elsewhere.
+#[derive(Clone, Copy, Debug)]
+enum Survivor {
+    /// Duplicated through the socket lent by `Channel::socket`.
+    LentSocket,
+    /// Duplicated through the descriptor lent by `Channel::fd`.
+    LentFd,
+    /// The caller kept a duplicate of what it handed to `Channel::from_socket`.
+    GivenSocket,
+}
+
+/// A channel's socket still open elsewhere when the loop closes the channel: its later
+/// readiness must reach no channel, in particular not the one that takes the freed slot.
+/// (On epoll the loop may skip `epoll_ctl(DEL)` only for a socket nothing else refers to:
+/// here the duplicate would keep the registration alive, reporting under the old key.)
+fn closed_channels_duplicate_reports_nothing(backend: Backend, survivor: Survivor) {
+    let mut lp = EventLoop::with_backend(backend).unwrap();
+    let (ch, mut peer, dup): (Channel, Channel, socket2::Socket) = match survivor {
+        Survivor::LentSocket => {
+            let (ch, peer) = Channel::pair().unwrap();
+            let dup = ch.socket().unwrap().try_clone().unwrap();
+            (ch, peer, dup)
+        }
+        Survivor::LentFd => {
+            let (ch, peer) = Channel::pair().unwrap();
+            let dup = rustix::io::fcntl_dupfd_cloexec(ch.fd().unwrap(), 0).unwrap();
+            (ch, peer, dup.into())
+        }
+        Survivor::GivenSocket => {
+            let (a, b) = UnixStream::pair().unwrap();
+            let kept = a.try_clone().unwrap();
+            let ch = Channel::from_socket(a).unwrap();
+            (ch, Channel::from_socket(b).unwrap(), kept.into())
+        }
+    };
+    let old_reads = Rc::new(Cell::new(0));
+    let old = lp.add(ch, CountReads(old_reads.clone())).unwrap();
+    step(&mut lp, 1); // registered, nothing to read
+    assert!(lp.close(old));
+    step(&mut lp, 1); // the freed slot is reusable from the next iteration
+
+    let new_reads = Rc::new(Cell::new(0));
+    let (fresh, _fresh_peer) = Channel::pair().unwrap();
+    let new = lp.add(fresh, CountReads(new_reads.clone())).unwrap();
+    assert_ne!(new, old);
+    peer.send(b"for the duplicate").unwrap(); // the closed channel's socket is readable
+    step(&mut lp, 5);
+    assert_eq!(old_reads.get(), 0);
+    assert_eq!(
+        new_reads.get(),
+        0,
+        "{survivor:?}: the closed channel's duplicate was reported to the new channel"
+    );
+    drop(dup);
+}
+
+fn lent_socket_duplicate_reports_nothing(backend: Backend) {
+    closed_channels_duplicate_reports_nothing(backend, Survivor::LentSocket)
+}
+
+fn lent_fd_duplicate_reports_nothing(backend: Backend) {
+    closed_channels_duplicate_reports_nothing(backend, Survivor::LentFd)
+}
+
+fn given_socket_duplicate_reports_nothing(backend: Backend) {
+    closed_channels_duplicate_reports_nothing(backend, Survivor::GivenSocket)
+}
+
 backend_tests!(
+    lent_socket_duplicate_reports_nothing,
+    lent_fd_duplicate_reports_nothing,
+    given_socket_duplicate_reports_nothing,
     new_channel_gets_no_stale_event,
     close_once_eof,
     close_once_eof_with_output,

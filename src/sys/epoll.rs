@@ -58,6 +58,12 @@ impl Selector {
         })
     }
 
+    /// Forgets `key` without a system call: its descriptor, the last reference to its
+    /// socket, is about to be closed, which removes it from the epoll set.
+    pub(crate) fn forget(&mut self, key: usize) {
+        self.always_ready.retain(|&(k, _)| k != key);
+    }
+
     pub(crate) fn update(
         &mut self,
         fd: BorrowedFd<'_>,

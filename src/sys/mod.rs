@@ -1,12 +1,14 @@
 //! OS readiness backends: the backend contract, written once, and one file per backend.
-//! (`signal` holds the other system calls that need `unsafe`: sigaction(2).)
+//! (`signal` holds the other system calls that need `unsafe`: sigaction(2); `fork` the
+//! `pthread_atfork` count of forks.)
 //!
 //! This is the only module allowed to use `unsafe`. The contract every backend keeps:
 //!
 //! * [`Selector::update`] moves one descriptor from the interest it had (`old`,
 //!   [`Interest::NONE`] = not registered) to `new` ([`Interest::NONE`] = deregister). The loop
 //!   calls it only when a channel's interest changed, and always deregisters a descriptor
-//!   before closing it, so a backend never holds a closed descriptor it was told about.
+//!   before closing it ([`Selector::deregister_before_close`]), so a backend never holds
+//!   a closed descriptor it was told about.
 //! * [`Selector::wait`] fills `events` with what the OS reported, keyed by the `key` the
 //!   descriptor was registered under, retrying `EINTR` with the time that remains.
 //!   Select reports in three phases (all reads, then all writes, then all exceptional
@@ -20,6 +22,7 @@ use std::time::{Duration, Instant};
 use crate::interest::{Interest, Ready};
 
 mod epoll;
+pub(crate) mod fork;
 mod poll;
 mod select;
 pub(crate) mod signal;
@@ -170,6 +173,26 @@ impl Selector {
             Selector::Select(s) => s.update(fd, key, old, new),
             Selector::Poll(s) => s.update(fd, key, old, new),
             Selector::Epoll(s) => s.update(fd, key, old, new),
+        }
+    }
+
+    /// Deregisters `fd` (registered under `key` with interest `old`), which the caller
+    /// closes right after. If `sole_reference` (no other descriptor refers to the same
+    /// socket), epoll needs no system call: closing the last descriptor removes it from
+    /// the epoll set. Otherwise, and for select and poll, as `update` to no interest.
+    pub(crate) fn deregister_before_close(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        key: usize,
+        old: Interest,
+        sole_reference: bool,
+    ) -> io::Result<()> {
+        match self {
+            Selector::Epoll(s) if sole_reference => {
+                s.forget(key);
+                Ok(())
+            }
+            _ => self.update(fd, key, old, Interest::NONE),
         }
     }
 
