@@ -136,8 +136,10 @@ pub struct Channel {
     pub(crate) pending: Pending,
     /// Allocated when a timeout is set or accepting backs off: most channels have none.
     pub(crate) deadlines: Option<Box<Deadlines>>,
-    pub(crate) token: Option<Token>,
-    pub(crate) label: &'static str,
+    /// Set once, when a loop adds the channel; shown by `Display` with the label (the
+    /// dispatcher's type name), as asyncore's repr names the class.
+    token: Option<Token>,
+    label: &'static str,
     reading_paused: bool,
     /// A datagram socket: a zero-length read is an empty datagram, not end of file.
     /// Known from creation, so end of file costs no `getsockopt(SO_TYPE)`.
@@ -478,6 +480,17 @@ impl Channel {
             Handle::File(_) => Err(not_a_socket()),
             Handle::Closed => Err(closed_error()),
         }
+    }
+
+    /// Records the channel's place in a loop (once: a channel belongs to one loop).
+    pub(crate) fn join_loop(&mut self, token: Token, label: &'static str) {
+        self.token = Some(token);
+        self.label = label;
+    }
+
+    /// The dispatcher's type name given at `add` (`"channel"` before).
+    pub(crate) fn label(&self) -> &'static str {
+        self.label
     }
 
     /// The token this channel was added under, or `None` before it is added to a loop.

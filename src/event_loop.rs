@@ -534,7 +534,7 @@ impl<S: 'static> EventLoop<S> {
                 return;
             }
         };
-        if let Some(token) = entry.channel.token {
+        if let Some(token) = entry.channel.token() {
             deadline::arm(
                 &mut self.core.timers,
                 token,

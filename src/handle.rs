@@ -599,7 +599,7 @@ impl<S: 'static> LoopHandle<S> {
         if channel.is_closed() {
             return Err(invalid("cannot add a closed channel"));
         }
-        if channel.token.is_some() {
+        if channel.token().is_some() {
             return Err(invalid("the channel already belongs to a loop"));
         }
         if self.map.slot_count() + 2 > u32::MAX as usize {
@@ -616,12 +616,11 @@ impl<S: 'static> LoopHandle<S> {
         label: &'static str,
     ) -> io::Result<Token> {
         self.check_addable(&channel)?;
-        channel.label = label;
         if let Some(d) = channel.deadlines.as_mut() {
             d.stamp_activity(Instant::now());
         }
         Ok(self.map.insert(|token| {
-            channel.token = Some(token);
+            channel.join_loop(token, label);
             Entry {
                 channel,
                 dispatcher,
@@ -633,7 +632,7 @@ impl<S: 'static> LoopHandle<S> {
     /// Deregisters and closes a channel's handle (the channel stays where it is), and
     /// cancels its timer.
     pub(crate) fn deregister_and_close(&mut self, channel: &mut Channel, reg: &mut Registration) {
-        if let (Some(fd), Some(token)) = (channel.own_fd(), channel.token) {
+        if let (Some(fd), Some(token)) = (channel.own_fd(), channel.token()) {
             if !reg.registered.is_empty() {
                 // A failure here means the fd is already gone from the backend (closed
                 // behind our back); closing proceeds either way.
@@ -660,7 +659,7 @@ impl<S: 'static> LoopHandle<S> {
     /// Drops a removed entry (a panic in the dispatcher's `Drop` is caught and logged).
     fn drop_entry(&self, entry: Box<Entry<S>>) {
         if self.catch_panics {
-            let label = entry.channel.label;
+            let label = entry.channel.label();
             if catch_unwind(AssertUnwindSafe(move || drop(entry))).is_err() {
                 crate::report::error!(
                     "panic while dropping the dispatcher of a closed {label} channel"
