@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Soak test for sockloop's example servers (issue 6 part 3). See soak/README.md.
+# Soak test for sockloop's example servers. See soak/README.md.
 #
 #   soak/run.sh            full run: per backend, 10 min of echo load, then 2 min of chat
 #   soak/run.sh --ci       about 15 s of load in total (~25 s wall), smaller counts, same checks

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Callgrind instruction counts per echoed message (issue #3): starts SERVER under
+# Callgrind instruction counts per echoed message: starts SERVER under
 # callgrind, drives it with loadgen (64 B ping-pong, depth 1, CONNS connections), zeroes
 # the counters once every connection is up plus 3 s, dumps after MEAS seconds, so the
 # profile covers only steady-state ping-pong. Then: python3 cgparse.py OUT_DIR/NAME.out.1

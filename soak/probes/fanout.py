@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Fan-out stall probe (issue 13 item 1). Starts BINARY (chat_server) on 127.0.0.1:0 with
+"""Fan-out stall probe. Starts BINARY (chat_server) on 127.0.0.1:0 with
 M members that read everything; one talker writes LINES lines of LEN bytes in ONE write;
 meanwhile a probe member sends `/nick` every 20 ms and times each `ok` (it is a member, so
 its reply queues behind the lines already sent to it). Then a second burst, and SIGTERM in

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Memory per connection holding a partial line (issue 13 item 6). Starts BINARY
+"""Memory per connection holding a partial line. Starts BINARY
 (chat_server, defaults: --max-line 4096) on 127.0.0.1:0; N clients each send 4,096 bytes
 with no newline, then 1 more byte (the longest partial line allowed, the \\r slot); the
 server's RssAnon growth divided by N. usage: partial.py BINARY N"""

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Storage-on-the-loop probe (issue 13 item 8). Starts BINARY (smtp_sink) on 127.0.0.1:0
+"""Storage-on-the-loop probe. Starts BINARY (smtp_sink) on 127.0.0.1:0
 with a fresh Maildir under DIR; one session pipelines bursts of 1,500 messages (one write
 of about 66 KB each, then reads the replies) for SECS seconds, while 3 other sessions time
 NOOP round trips. usage: smtppipe.py BINARY DIR SECS"""

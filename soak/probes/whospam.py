@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""/who amplification probe (issue 13 item 4). Starts BINARY (chat_server) on
+"""/who amplification probe. Starts BINARY (chat_server) on
 127.0.0.1:0 with M idle members; 4 clients send "/who" as fast as they can for SECS
 seconds and read every reply; a probe client times `/nick` round trips meanwhile.
 usage: whospam.py BINARY M SECS"""

@@ -1,4 +1,4 @@
-//! The fuzz targets (`fuzz/`, issue 6) in the normal test suite, so CI keeps what fuzzing
+//! The fuzz targets (`fuzz/`) in the normal test suite, so CI keeps what fuzzing
 //! found: every file of `fuzz/corpus/<target>/` is replayed through the same checks
 //! (`tests/fuzz_checks/mod.rs`), and the checks also run under proptest on structured and
 //! raw random inputs.
