@@ -454,7 +454,10 @@ impl Channel {
     /// ([`Socket`](crate::Socket), [`SockRef`](crate::SockRef),
     /// [`SockAddr`](crate::SockAddr), [`Domain`](crate::Domain), [`Type`](crate::Type));
     /// its version is part of sockloop's public API. Do not make it blocking: the loop
-    /// relies on non-blocking calls.
+    /// relies on non-blocking calls. Lending it (as [`fd`](Channel::fd), `raw_fd` and
+    /// `as_raw_fd` do) tells the loop a duplicate may exist: on epoll it then
+    /// deregisters the channel explicitly before closing it, one `epoll_ctl` more (a
+    /// socket nothing else refers to leaves the epoll set when it is closed).
     ///
     /// # Errors
     ///
