@@ -73,6 +73,16 @@ impl<S: 'static> Context<'_, S> {
         (self.channel, self.handle)
     }
 
+    /// How many connections the default `handle_accept` takes at this event.
+    pub(crate) fn accept_limit(&mut self) -> usize {
+        self.reg.accept.limit(self.handle.iteration)
+    }
+
+    /// The default `handle_accept` took `accepted` connections; `drained`: none is left.
+    pub(crate) fn accept_done(&mut self, accepted: usize, drained: bool) {
+        self.reg.accept.done(accepted, drained);
+    }
+
     /// Closes this channel now (asyncore's `close`): it is deregistered, its handle is
     /// closed and no further hook runs on it. Idempotent. `handle_close` is not called.
     pub fn close(&mut self) {

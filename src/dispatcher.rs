@@ -9,9 +9,9 @@ use crate::context::Context;
 use crate::interest::Interest;
 use crate::timer::Timeout;
 
-/// The most connections the default [`Dispatcher::handle_accept`] accepts per read event:
-/// enough to keep up with connection churn, few enough that a flood of connections cannot
-/// starve the loop's other channels.
+/// The most connections the default [`Dispatcher::handle_accept`] accepts per read event
+/// during a burst: enough to keep up with connection churn, few enough that a flood of
+/// connections cannot starve the loop's other channels.
 pub const ACCEPT_BATCH: usize = 64;
 
 static READ_REPORTED: AtomicBool = AtomicBool::new(false);
@@ -160,26 +160,34 @@ pub trait Dispatcher<S: 'static = ()>: Any {
         Interest::from_flags(r, w)
     }
 
-    /// A listening channel has connections waiting. Default: accept them, up to
-    /// [`ACCEPT_BATCH`] per event, passing each to
-    /// [`handle_accepted`](Dispatcher::handle_accepted); stop early when none is left
-    /// (`EWOULDBLOCK`, `ECONNABORTED`) or the channel closed. (asyncore accepted one per
-    /// event, which makes connection churn cost a whole loop iteration per connection.)
+    /// A listening channel has connections waiting. Default: accept them, passing each
+    /// to [`handle_accepted`](Dispatcher::handle_accepted), at a pace that follows the
+    /// arrivals: while connections come one at a time, one per event, as asyncore did
+    /// (no second `accept` that would find nothing: the listener is watched
+    /// level-triggered, so one still waiting is reported again); once the listener is
+    /// ready again in the very next loop iteration, a burst, up to [`ACCEPT_BATCH`] per
+    /// event until none is left (`EWOULDBLOCK`, `ECONNABORTED`), back to one per event
+    /// when a batch finds a single connection. Stops early if the channel closed.
     ///
     /// # Errors
     ///
     /// Accept errors such as `EMFILE` (the loop then backs off, see above), and errors
     /// from `handle_accepted`.
     fn handle_accept(&mut self, ctx: &mut Context<'_, S>) -> io::Result<()> {
-        for _ in 0..ACCEPT_BATCH {
-            match ctx.accept()? {
-                Some((channel, addr)) => self.handle_accepted(ctx, channel, addr)?,
-                None => break,
-            }
+        let limit = ctx.accept_limit();
+        let mut accepted = 0;
+        while accepted < limit {
+            let Some((channel, addr)) = ctx.accept()? else {
+                ctx.accept_done(accepted, true);
+                return Ok(());
+            };
+            accepted += 1;
+            self.handle_accepted(ctx, channel, addr)?;
             if !ctx.is_accepting() {
                 break;
             }
         }
+        ctx.accept_done(accepted, false);
         Ok(())
     }
 

@@ -354,6 +354,7 @@ impl<S: 'static> EventLoop<S> {
     /// the last channel and no timer is left, return instead of waiting for nothing.
     fn iterate(&mut self, timeout: Option<Duration>, until_idle: bool) -> io::Result<usize> {
         self.core.stop = None;
+        self.core.iteration = self.core.iteration.wrapping_add(1);
         self.core.map.release_freed();
         self.refresh();
         // The refresh runs the closes asked for outside any hook (`close_when_done` or

@@ -102,6 +102,9 @@ pub struct LoopHandle<S = ()> {
     /// The time read right after the last wait (libuv's `uv_now`): the base for idle and
     /// back-off deadlines, read once per iteration instead of once per event.
     pub(crate) now: Instant,
+    /// Counts the loop's iterations (wrapping): the accept pace tells a listener
+    /// reported in consecutive iterations.
+    pub(crate) iteration: u32,
     pub(crate) stop: Option<Stop>,
     pub(crate) log_warnings: bool,
     pub(crate) catch_panics: bool,
@@ -123,6 +126,7 @@ impl<S: 'static> LoopHandle<S> {
             selector,
             timers: Timers::default(),
             now: Instant::now(),
+            iteration: 0,
             stop: None,
             log_warnings: false,
             catch_panics: true,

@@ -4,7 +4,7 @@
 
 use crate::channel::Channel;
 use crate::deadline::Armed;
-use crate::dispatcher::Dispatcher;
+use crate::dispatcher::{Dispatcher, ACCEPT_BATCH};
 use crate::interest::Interest;
 use crate::token::Token;
 
@@ -23,6 +23,41 @@ pub(crate) struct Registration {
     pub(crate) registered: Interest,
     /// The loop timer currently armed for this channel, and its deadline.
     pub(crate) armed: Armed,
+    /// A listener's accept pace (the default `Dispatcher::handle_accept`).
+    pub(crate) accept: AcceptPace,
+}
+
+/// How many connections a listener's read event accepts: one while they arrive one at a
+/// time (each extra `accept` would fail with `EAGAIN`), a batch once the listener is
+/// reported again in the very next iteration (more were waiting), until a batch finds a
+/// single connection.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct AcceptPace {
+    /// The loop iteration of the last accept event, if any.
+    last: Option<u32>,
+    burst: bool,
+}
+
+impl AcceptPace {
+    /// At an accept event in loop iteration `now`: how many connections to take.
+    pub(crate) fn limit(&mut self, now: u32) -> usize {
+        if self.last == Some(now.wrapping_sub(1)) {
+            self.burst = true;
+        }
+        self.last = Some(now);
+        if self.burst {
+            ACCEPT_BATCH
+        } else {
+            1
+        }
+    }
+
+    /// After the event: `accepted` connections, `drained` if the backlog was found empty.
+    pub(crate) fn done(&mut self, accepted: usize, drained: bool) {
+        if drained && accepted <= 1 {
+            self.burst = false;
+        }
+    }
 }
 
 enum SlotState<S> {

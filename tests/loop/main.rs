@@ -20,6 +20,7 @@ mod example_proc;
 #[path = "../fuzz_checks/mod.rs"]
 mod fuzz_checks;
 
+mod accept_pace;
 mod asyncore_ports;
 mod bad_input;
 mod chat_differential;
