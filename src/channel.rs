@@ -173,6 +173,15 @@ fn retry_interrupted<T>(mut op: impl FnMut() -> io::Result<T>) -> io::Result<T> 
     }
 }
 
+/// "crate::module::Type<Args>" → "Type<Args>", for messages.
+pub(crate) fn short_type_name(full: &str) -> &str {
+    let base = full.split('<').next().unwrap_or(full);
+    match base.rfind("::") {
+        Some(i) => &full[i + 2..],
+        None => full,
+    }
+}
+
 fn closed_error() -> io::Error {
     io::Error::new(io::ErrorKind::NotConnected, "the channel is closed")
 }
@@ -491,7 +500,8 @@ impl Channel {
         self.label = label;
     }
 
-    /// The dispatcher's type name given at `add` (`"channel"` before).
+    /// The dispatcher's full type name given at `add` (`"channel"` before); messages
+    /// show it through [`short_type_name`], shortened only when one is written.
     pub(crate) fn label(&self) -> &'static str {
         self.label
     }
@@ -1389,7 +1399,7 @@ impl fmt::Display for Channel {
             State::Connected => "connected",
             State::Closed => "closed",
         };
-        write!(f, "<{} {}", self.label, state)?;
+        write!(f, "<{} {}", short_type_name(self.label), state)?;
         match &self.handle {
             Handle::Socket(fd) => {
                 let s = SockRef::from(fd);

@@ -157,7 +157,7 @@ impl<S: 'static> LoopHandle<S> {
     /// `InvalidInput` if the channel is closed or already belongs to a loop.
     pub fn add<D: Dispatcher<S>>(&mut self, channel: Channel, dispatcher: D) -> io::Result<Token> {
         self.check_addable(&channel)?;
-        self.insert(channel, Box::new(dispatcher), short_type_name::<D>())
+        self.insert(channel, Box::new(dispatcher), std::any::type_name::<D>())
     }
 
     /// Adds a channel whose dispatcher is made from the token it will get (a vacant-entry
@@ -188,7 +188,7 @@ impl<S: 'static> LoopHandle<S> {
     ) -> io::Result<Token> {
         self.check_addable(&channel)?;
         let dispatcher = make(self.map.upcoming(0));
-        self.insert(channel, Box::new(dispatcher), short_type_name::<D>())
+        self.insert(channel, Box::new(dispatcher), std::any::type_name::<D>())
     }
 
     /// Adds two channels whose dispatchers need each other's token, such as the two sides
@@ -222,8 +222,8 @@ impl<S: 'static> LoopHandle<S> {
         self.check_addable(&a)?;
         self.check_addable(&b)?;
         let (da, db) = make(self.map.upcoming(0), self.map.upcoming(1));
-        let ta = self.insert(a, Box::new(da), short_type_name::<A>())?;
-        let tb = self.insert(b, Box::new(db), short_type_name::<B>())?;
+        let ta = self.insert(a, Box::new(da), std::any::type_name::<A>())?;
+        let tb = self.insert(b, Box::new(db), std::any::type_name::<B>())?;
         Ok((ta, tb))
     }
 
@@ -666,7 +666,8 @@ impl<S: 'static> LoopHandle<S> {
             let label = entry.channel.label();
             if catch_unwind(AssertUnwindSafe(move || drop(entry))).is_err() {
                 crate::report::error!(
-                    "panic while dropping the dispatcher of a closed {label} channel"
+                    "panic while dropping the dispatcher of a closed {} channel",
+                    crate::channel::short_type_name(label)
                 );
             }
         } else {
@@ -697,16 +698,6 @@ impl<S: 'static> LoopHandle<S> {
                 panic_message(&*payload)
             );
         }
-    }
-}
-
-/// "crate::module::Type<Args>" → "Type<Args>", for messages.
-fn short_type_name<D>() -> &'static str {
-    let full = std::any::type_name::<D>();
-    let base = full.split('<').next().unwrap_or(full);
-    match base.rfind("::") {
-        Some(i) => &full[i + 2..],
-        None => full,
     }
 }
 

@@ -18,8 +18,6 @@ enum Item {
     /// A producer failed where its error could not be returned (inside
     /// `close_when_done`): reported by the next flush, from the write event's hook.
     Failed(io::Error),
-    /// asynchat's `None` in the FIFO: close once everything before it is sent.
-    Close,
     /// Shut down the writing side once everything before it is sent.
     Shutdown,
 }
@@ -104,7 +102,7 @@ impl OutputQueue {
 
     /// True if nothing at all is queued (no bytes, no producer, no close mark).
     pub(crate) fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.items.is_empty() && !self.closing
     }
 
     pub(crate) fn is_closing(&self) -> bool {
@@ -122,7 +120,7 @@ impl OutputQueue {
     /// At or below the low-water mark; with a mark of 0, nothing at all queued (no
     /// producer either).
     pub(crate) fn is_drained(&self) -> bool {
-        self.bytes <= self.low && (self.low > 0 || self.items.is_empty())
+        self.bytes <= self.low && (self.low > 0 || self.is_empty())
     }
 
     pub(crate) fn chunk(&self) -> usize {
@@ -211,11 +209,11 @@ impl OutputQueue {
     }
 
     pub(crate) fn close_when_done(&mut self) {
-        if !self.closing {
-            self.closing = true;
-            self.sealed = true;
-            self.items.push_back(Item::Close);
-        }
+        // The close mark (asynchat's `None` in the FIFO) is `closing`, not an item: it is
+        // always last (the queue is sealed), and a close with nothing queued allocates
+        // nothing.
+        self.closing = true;
+        self.sealed = true;
     }
 
     /// Queues a shutdown of the writing side; later data is refused, a close is not.
@@ -262,8 +260,8 @@ impl OutputQueue {
         loop {
             let chunk = self.chunk;
             match self.items.front_mut() {
+                None if self.closing => return Ok(Flushed::CloseReached),
                 None => return Ok(Flushed::Drained),
-                Some(Item::Close) => return Ok(Flushed::CloseReached),
                 Some(Item::Shutdown) => {
                     self.items.pop_front();
                     return Ok(Flushed::ShutdownReached);
