@@ -135,7 +135,8 @@
 //! * **Accepting never closes the listener for lack of descriptors**: `EMFILE`, `ENFILE`,
 //!   `ENOBUFS` and `ENOMEM` pause accepting with a back-off instead of going to
 //!   `handle_error` (whose default would close the listener); the default `handle_accept`
-//!   takes up to [`ACCEPT_BATCH`] connections per event, not one.
+//!   takes one connection per event while they come one at a time, as asyncore did, and
+//!   up to [`ACCEPT_BATCH`] per event during a burst.
 //!
 //! # Beyond asyncore
 //!
