@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use rustix::process::{kill_process, Pid, Signal};
 use sockloop::Backend;
 
+use crate::util::blocking_client;
+
 /// How long an example may take to exit after the signal.
 const GRACE: Duration = Duration::from_secs(1);
 
@@ -123,8 +125,7 @@ impl Running {
 }
 
 fn echo_once(addr: SocketAddr) -> TcpStream {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut s = blocking_client(addr);
     s.write_all(b"ping").unwrap();
     let mut buf = [0u8; 4];
     s.read_exact(&mut buf).unwrap();
@@ -190,10 +191,7 @@ fn chat_server_exits(backend: Backend) {
             &["--addr", "127.0.0.1:0", "--backend", backend.name()],
         );
         let addr = server.listening_addr();
-        let client = TcpStream::connect(addr).unwrap();
-        client
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
+        let client = blocking_client(addr);
         let mut welcome = String::new();
         BufReader::new(&client).read_line(&mut welcome).unwrap();
         assert!(welcome.starts_with("welcome"), "{welcome:?}");
@@ -220,10 +218,7 @@ fn smtp_sink_exits(backend: Backend) {
             ],
         );
         let addr = server.listening_addr();
-        let client = TcpStream::connect(addr).unwrap();
-        client
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
+        let client = blocking_client(addr);
         let mut greeting = String::new();
         BufReader::new(&client).read_line(&mut greeting).unwrap();
         assert!(greeting.starts_with("220"), "{greeting:?}");
@@ -302,10 +297,7 @@ fn line_echo_exits(backend: Backend) {
             ],
         );
         let addr = server.listening_addr();
-        let mut client = TcpStream::connect(addr).unwrap();
-        client
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
+        let mut client = blocking_client(addr);
         // An LF line, a CRLF line, two lines over the limit (each refused, the connection
         // stays), a last line.
         client
@@ -346,10 +338,7 @@ fn http_file_server_exits(backend: Backend) {
         );
         let addr = server.listening_addr();
         // A kept-alive connection stays open while the signal arrives.
-        let mut client = TcpStream::connect(addr).unwrap();
-        client
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
+        let mut client = blocking_client(addr);
         client
             .write_all(b"GET /f.txt HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
             .unwrap();

@@ -38,8 +38,7 @@ impl<S: 'static> Dispatcher<S> for Echo {
 }
 
 fn echo(addr: std::net::SocketAddr, msg: &[u8]) -> TcpStream {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut s = crate::util::blocking_client(addr);
     s.write_all(msg).unwrap();
     let mut got = vec![0u8; msg.len()];
     s.read_exact(&mut got).unwrap();

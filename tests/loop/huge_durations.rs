@@ -120,8 +120,7 @@ fn examples_take_a_huge_idle_timeout() {
             args.extend(extra);
             let mut server = example_proc::Server::start(name, &args);
             let addr = server.addr;
-            let mut conn = std::net::TcpStream::connect(addr).unwrap();
-            conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut conn = crate::util::blocking_client(addr);
             let mut reader = BufReader::new(conn.try_clone().unwrap());
             if !greeting.is_empty() {
                 let mut first = String::new();

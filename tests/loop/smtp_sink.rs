@@ -342,10 +342,7 @@ struct Client {
 
 impl Client {
     fn connect(addr: SocketAddr) -> Client {
-        let stream = TcpStream::connect(addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
+        let stream = crate::util::blocking_client(addr);
         let mut c = Client {
             reader: BufReader::new(stream.try_clone().unwrap()),
             writer: stream,

@@ -135,9 +135,10 @@ impl Dispatcher for EchoServer {
     }
 }
 
-/// A std blocking client with a read timeout, for driving a loop from the test side.
-pub fn blocking_client(addr: &SockAddr) -> std::net::TcpStream {
-    let s = std::net::TcpStream::connect(addr.as_socket().unwrap()).unwrap();
+/// A std blocking client with a read timeout, for driving a loop or an example server
+/// from the test side.
+pub fn blocking_client(addr: impl std::net::ToSocketAddrs) -> std::net::TcpStream {
+    let s = std::net::TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     s
 }
